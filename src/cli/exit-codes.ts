@@ -1,0 +1,41 @@
+import type { ErrorCode } from '../errors.js'
+
+/** Process exit codes of the CLI. Stable: scripts branch on them. */
+export const ExitCode = {
+  Ok: 0,
+  Failure: 1,
+  Usage: 2,
+  NotFound: 3,
+  Auth: 4,
+  Integrity: 5,
+  Network: 6,
+  Aborted: 130,
+} as const
+
+const byCode: Partial<Record<ErrorCode, number>> = {
+  ERR_REFERENCE_INVALID: ExitCode.Usage,
+  ERR_PLATFORM_INVALID: ExitCode.Usage,
+  ERR_OPTIONS_INVALID: ExitCode.Usage,
+  ERR_NOT_FOUND: ExitCode.NotFound,
+  ERR_PLATFORM_NOT_FOUND: ExitCode.NotFound,
+  ERR_UNAUTHORIZED: ExitCode.Auth,
+  ERR_DENIED: ExitCode.Auth,
+  ERR_CREDENTIALS: ExitCode.Auth,
+  ERR_DIGEST_MISMATCH: ExitCode.Integrity,
+  ERR_SIZE_MISMATCH: ExitCode.Integrity,
+  ERR_DIGEST_INVALID: ExitCode.Integrity,
+  ERR_MANIFEST_INVALID: ExitCode.Integrity,
+  ERR_MANIFEST_TOO_LARGE: ExitCode.Integrity,
+  ERR_CONFIG_INVALID: ExitCode.Integrity,
+  ERR_SOURCE_INVALID: ExitCode.Integrity,
+  ERR_TLS: ExitCode.Network,
+  ERR_CONNECTION: ExitCode.Network,
+  ERR_TIMEOUT: ExitCode.Network,
+  ERR_TOO_MANY_REQUESTS: ExitCode.Network,
+  ERR_REGISTRY: ExitCode.Network,
+  ERR_ABORTED: ExitCode.Aborted,
+}
+
+export function exitCodeFor(code: ErrorCode): number {
+  return byCode[code] ?? ExitCode.Failure
+}

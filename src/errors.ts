@@ -1,0 +1,62 @@
+/**
+ * Every error that ocipull throws on purpose is an `OcipullError` with a stable `code`.
+ * Callers branch on `err.code`; messages are for people and may change.
+ * See docs/errors.md for the table of codes.
+ */
+export const ErrorCodes = [
+  // input the caller gave us
+  'ERR_REFERENCE_INVALID',
+  'ERR_PLATFORM_INVALID',
+  'ERR_OPTIONS_INVALID',
+  // content from the source
+  'ERR_DIGEST_INVALID',
+  'ERR_DIGEST_MISMATCH',
+  'ERR_SIZE_MISMATCH',
+  'ERR_MANIFEST_INVALID',
+  'ERR_MANIFEST_TOO_LARGE',
+  'ERR_MANIFEST_UNSUPPORTED',
+  'ERR_CONFIG_INVALID',
+  'ERR_PLATFORM_NOT_FOUND',
+  'ERR_SOURCE_INVALID',
+  // the registry and the network
+  'ERR_NOT_FOUND',
+  'ERR_UNAUTHORIZED',
+  'ERR_DENIED',
+  'ERR_TOO_MANY_REQUESTS',
+  'ERR_REGISTRY',
+  'ERR_TLS',
+  'ERR_CONNECTION',
+  'ERR_TIMEOUT',
+  'ERR_CREDENTIALS',
+  'ERR_ABORTED',
+] as const
+
+export type ErrorCode = (typeof ErrorCodes)[number]
+
+export interface OcipullErrorOptions extends ErrorOptions {
+  /** True when trying the same operation again may succeed (network faults, 429, 5xx). */
+  retryable?: boolean
+}
+
+export class OcipullError extends Error {
+  readonly code: ErrorCode
+  readonly retryable: boolean
+
+  constructor(code: ErrorCode, message: string, options?: OcipullErrorOptions) {
+    super(message, options)
+    this.code = code
+    this.retryable = options?.retryable ?? false
+    this.name = new.target.name
+  }
+}
+
+export function isOcipullError(err: unknown, code?: ErrorCode): err is OcipullError {
+  return err instanceof OcipullError && (code === undefined || err.code === code)
+}
+
+/** The error to throw when `signal` has fired: keeps an OcipullError reason, wraps anything else. */
+export function abortError(signal: AbortSignal | undefined, what: string): OcipullError {
+  const reason: unknown = signal?.reason
+  if (reason instanceof OcipullError) return reason
+  return new OcipullError('ERR_ABORTED', `${what}: aborted`, { cause: reason })
+}

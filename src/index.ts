@@ -1,0 +1,43 @@
+export { type Digest, type DigestAlgorithm, digestOf, isDigest, type ParsedDigest, parseDigest } from './digest.js'
+export { type ErrorCode, ErrorCodes, isOcipullError, OcipullError } from './errors.js'
+export { type ContainerConfig, type HistoryEntry, type ImageConfig, parseImageConfig } from './image-config.js'
+export { formatImageName, type ImageName, parseImageName } from './image-name.js'
+export {
+  DEFAULT_MAX_MANIFEST_SIZE,
+  type Descriptor,
+  type ImageIndex,
+  type ImageManifest,
+  type ParsedManifest,
+  type Platform,
+  parseManifest,
+} from './manifest.js'
+export { isIndexMediaType, isManifestMediaType, MediaType, manifestMediaTypes } from './media-types.js'
+export { type OpenImageSourceOptions, openImageSource } from './open-image-source.js'
+export {
+  formatPlatform,
+  hostPlatform,
+  matchPlatform,
+  normalizePlatform,
+  type PlatformSpec,
+  parsePlatform,
+} from './platform.js'
+export { formatReference, parseReference, type Reference, repositoryName } from './reference.js'
+export {
+  authFileCredentials,
+  type Credential,
+  type CredentialStore,
+  chainCredentials,
+  defaultAuthFiles,
+  staticCredentials,
+} from './registry/credentials.js'
+export type { ClientCertificate, HttpClientOptions } from './registry/http-client.js'
+export { type ManifestHead, RegistryClient, type RegistryClientOptions } from './registry/registry-client.js'
+export { type RegistrySourceOptions, registrySource } from './registry/registry-source.js'
+export type { RetryOptions } from './registry/retry.js'
+export { chooseFromIndex, type ResolvedImage, type ResolveImageOptions, resolveImage } from './resolve-image.js'
+export { dockerArchiveSource } from './sources/docker-archive-source.js'
+export type { BlobRequest, ImageSource, ManifestRequest } from './sources/image-source.js'
+export { ociArchiveSource } from './sources/oci-archive-source.js'
+export { ociLayoutSource } from './sources/oci-layout-source.js'
+export { readBlob } from './sources/read-blob.js'
+export { VerifyStream, type VerifyStreamOptions } from './verify-stream.js'

@@ -1,0 +1,311 @@
+import { randomBytes } from 'node:crypto'
+import type { Readable } from 'node:stream'
+import { afterEach, describe, expect, test } from 'vitest'
+import { digestOf } from '../src/digest.js'
+import { isOcipullError, type OcipullError } from '../src/errors.js'
+import type { Descriptor } from '../src/manifest.js'
+import { MediaType } from '../src/media-types.js'
+import { parseReference, type Reference } from '../src/reference.js'
+import { type CredentialStore, staticCredentials } from '../src/registry/credentials.js'
+import { RegistryClient, type RegistryClientOptions } from '../src/registry/registry-client.js'
+import { registrySource } from '../src/registry/registry-source.js'
+import { closedPort, type FaultServer, type FaultServerOptions, startFaultServer } from './helpers/fault-server.js'
+
+const REPO = 'faults/app'
+const LAYER_SIZE = 300_000
+const USER = { kind: 'basic', username: 'alice', password: 's3cret' } as const
+
+const cleanup: (() => Promise<void>)[] = []
+afterEach(async () => {
+  await Promise.all(cleanup.splice(0).map((f) => f()))
+})
+
+interface Setup {
+  server: FaultServer
+  client: RegistryClient
+  ref: Reference
+  manifest: Descriptor
+  layer: Descriptor
+}
+
+/** A fault server with one image (tag `v1`) and a client that may talk plain HTTP to it. */
+async function setup(
+  serverOptions: Partial<FaultServerOptions> = {},
+  clientOptions: RegistryClientOptions | ((server: FaultServer) => RegistryClientOptions) = {},
+): Promise<Setup> {
+  const server = await startFaultServer({ repository: REPO, ...serverOptions })
+  cleanup.push(() => server.close())
+  const config = server.put('{"architecture":"amd64","os":"linux"}', MediaType.OciConfig)
+  const layer = server.put(randomBytes(LAYER_SIZE), MediaType.OciLayerGzip)
+  const doc = { schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer] }
+  const manifest = server.put(JSON.stringify(doc), MediaType.OciManifest, 'v1')
+  const client = newClient(server, typeof clientOptions === 'function' ? clientOptions(server) : clientOptions)
+  return { server, client, ref: parseReference(`${server.host}/${REPO}:v1`), manifest, layer }
+}
+
+function newClient(server: FaultServer | string, options: RegistryClientOptions = {}): RegistryClient {
+  const host = typeof server === 'string' ? server : server.host
+  const client = new RegistryClient({ insecureRegistries: [host], retry: { baseDelayMs: 10 }, ...options })
+  cleanup.push(() => client.close())
+  return client
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks)
+}
+
+/** Awaits `work`, which must fail with an OcipullError of `code` whose message names every fragment. */
+async function failure(work: Promise<unknown>, code: string, ...fragments: string[]): Promise<OcipullError> {
+  const err = await work.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  expect(err, 'expected a failure').toBeDefined()
+  if (!isOcipullError(err)) throw err
+  expect({ code: err.code, message: err.message }).toMatchObject({ code })
+  if (process.env.SHOW_ERRORS) console.log(err.code, err.message, String(err.cause), (err.cause as any)?.code, (err.cause as any)?.cause?.code)
+  for (const fragment of fragments) expect(err.message).toContain(fragment)
+  return err
+}
+
+const withUser = (server: FaultServer): RegistryClientOptions => ({
+  credentials: staticCredentials(server.host, USER),
+})
+const short = (d: Descriptor) => d.digest.slice(0, 'sha256:'.length + 12)
+const fetchBlob = (s: Setup) => s.client.getBlob(s.ref, s.layer).then(readAll)
+
+describe('RegistryClient against a faulty registry: blobs', () => {
+  test('baseline: a blob downloads and verifies', async () => {
+    const s = await setup()
+    const bytes = await fetchBlob(s)
+    expect(digestOf(bytes)).toBe(s.layer.digest)
+  })
+
+  test.each([
+    { name: 'truncated body (FIN before Content-Length)', how: 'end', code: 'ERR_CONNECTION' },
+    { name: 'connection reset mid-body', how: 'reset', code: 'ERR_CONNECTION' },
+  ] as const)('$name → $code', async ({ how, code }) => {
+    const s = await setup()
+    s.server.fault({ route: 'blobs', cut: { after: 100_000, how } })
+    await failure(fetchBlob(s), code, REPO, short(s.layer))
+  })
+
+  test('a flipped byte fails with ERR_DIGEST_MISMATCH at the end of the stream', async () => {
+    const s = await setup()
+    s.server.fault({ route: 'blobs', flipByte: 1234 })
+    const stream = await s.client.getBlob(s.ref, s.layer)
+    let seen = 0
+    stream.on('data', (chunk: Buffer) => {
+      seen += chunk.length
+    })
+    let ended = false
+    stream.on('end', () => {
+      ended = true
+    })
+    await failure(
+      new Promise((resolve, reject) => stream.on('error', reject).on('close', resolve)),
+      'ERR_DIGEST_MISMATCH',
+      REPO,
+      short(s.layer),
+    )
+    expect(seen).toBe(LAYER_SIZE)
+    expect(ended).toBe(false)
+  })
+
+  test('a chunked body longer than the descriptor fails with ERR_SIZE_MISMATCH without reading it all', async () => {
+    const s = await setup()
+    s.server.fault({ route: 'blobs', filler: Number.POSITIVE_INFINITY })
+    await failure(fetchBlob(s), 'ERR_SIZE_MISMATCH', REPO, short(s.layer), `${LAYER_SIZE}`)
+    const rec = s.server.requests.find((r) => r.route === 'blobs')!
+    await expect.poll(() => rec.closed).toBe(true)
+    expect(rec.bytesSent).toBeLessThan(32 * 1024 * 1024)
+  })
+
+  test.each([
+    { name: 'larger', length: LAYER_SIZE + 1 },
+    { name: 'smaller', length: LAYER_SIZE - 1 },
+  ])('a $name Content-Length fails with ERR_SIZE_MISMATCH before the body is read', async ({ length }) => {
+    const s = await setup()
+    s.server.fault({ route: 'blobs', headers: { 'content-length': String(length) } })
+    await failure(s.client.getBlob(s.ref, s.layer), 'ERR_SIZE_MISMATCH', REPO, short(s.layer), String(length))
+  })
+
+  test('a missing blob is ERR_NOT_FOUND', async () => {
+    const s = await setup()
+    const missing = { ...s.layer, digest: digestOf(Buffer.from('nope')) }
+    await failure(s.client.getBlob(s.ref, missing), 'ERR_NOT_FOUND', REPO, short(missing))
+  })
+})
+
+describe('RegistryClient against a faulty registry: manifests', () => {
+  test('a Docker-Content-Digest that does not match the bytes is ERR_DIGEST_MISMATCH', async () => {
+    const s = await setup()
+    const other = digestOf(Buffer.from('other'))
+    s.server.fault({ route: 'manifests', headers: { 'docker-content-digest': other } })
+    await failure(s.client.getManifest(s.ref), 'ERR_DIGEST_MISMATCH', REPO, 'Docker-Content-Digest', other)
+  })
+
+  test('a manifest fetched by digest whose bytes differ is ERR_DIGEST_MISMATCH', async () => {
+    const s = await setup()
+    s.server.fault({ route: 'manifests', flipByte: 20 })
+    const source = registrySource(s.ref, { client: s.client })
+    await failure(source.manifest({ digest: s.manifest.digest }), 'ERR_DIGEST_MISMATCH', REPO, s.manifest.digest)
+  })
+
+  test.each([
+    { name: 'with Content-Length', fault: { filler: 5 * 1024 * 1024 } },
+    { name: 'chunked', fault: { filler: 5 * 1024 * 1024, chunked: true } },
+    { name: 'chunked and endless', fault: { filler: Number.POSITIVE_INFINITY } },
+  ])('an oversized manifest ($name) is ERR_MANIFEST_TOO_LARGE', async ({ fault }) => {
+    const s = await setup()
+    s.server.fault({ route: 'manifests', ...fault })
+    await failure(s.client.getManifest(s.ref), 'ERR_MANIFEST_TOO_LARGE', REPO, String(4 * 1024 * 1024))
+    const rec = s.server.requests.find((r) => r.route === 'manifests')!
+    await expect.poll(() => rec.closed).toBe(true)
+    expect(rec.bytesSent).toBeLessThan(32 * 1024 * 1024)
+  })
+
+  test('a missing tag is ERR_NOT_FOUND', async () => {
+    const s = await setup()
+    await failure(s.client.getManifest({ ...s.ref, tag: 'v2' }), 'ERR_NOT_FOUND', REPO, 'v2')
+  })
+})
+
+describe('RegistryClient against a faulty registry: retries and timeouts', () => {
+  test('429 with Retry-After: 1 twice, then 200: succeeds after waiting', async () => {
+    const s = await setup()
+    s.server.fault({ route: 'manifests', times: 2, status: 429, headers: { 'retry-after': '1' } })
+    const started = performance.now()
+    const manifest = await s.client.getManifest(s.ref)
+    expect(manifest.digest).toBe(s.manifest.digest)
+    expect(s.server.count('manifests')).toBe(3)
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1900)
+  })
+
+  test('503 forever: ERR_REGISTRY after 1 + retries requests', async () => {
+    const s = await setup({}, { retry: { retries: 2, baseDelayMs: 10 } })
+    s.server.fault({ route: 'manifests', status: 503 })
+    await failure(s.client.getManifest(s.ref), 'ERR_REGISTRY', REPO, '503')
+    expect(s.server.count('manifests')).toBe(3)
+  })
+
+  test.each([
+    { name: 'manifest', route: 'manifests', work: (s: Setup) => s.client.getManifest(s.ref) },
+    { name: 'blob', route: 'blobs', work: fetchBlob },
+  ] as const)('a $name body that stalls is ERR_TIMEOUT', async ({ route, work }) => {
+    const s = await setup({}, { timeouts: { bodyIdleMs: 200 }, retry: { retries: 0 } })
+    s.server.fault({ route, stall: { after: 10, ms: 5_000 } })
+    const started = performance.now()
+    await failure(work(s), 'ERR_TIMEOUT', REPO)
+    expect(performance.now() - started).toBeLessThan(3_000)
+  })
+
+  test('a refused connection is ERR_CONNECTION', async () => {
+    const host = `127.0.0.1:${await closedPort()}`
+    const client = newClient(host, { retry: { retries: 1, baseDelayMs: 10 } })
+    await failure(client.getManifest(parseReference(`${host}/${REPO}:v1`)), 'ERR_CONNECTION', host, 'ECONNREFUSED')
+  })
+
+  test.each([
+    { name: 'before the response', fault: { delayMs: 10_000 } },
+    { name: 'during the body', fault: { stall: { after: 10, ms: 10_000 } } },
+  ])('aborting $name is ERR_ABORTED promptly', async ({ fault }) => {
+    const s = await setup()
+    s.server.fault({ route: 'blobs', ...fault })
+    const controller = new AbortController()
+    const started = performance.now()
+    setTimeout(() => controller.abort(), 200)
+    const work = s.client.getBlob(s.ref, s.layer, { signal: controller.signal }).then(readAll)
+    await failure(work, 'ERR_ABORTED')
+    expect(performance.now() - started).toBeLessThan(2_000)
+  })
+})
+
+describe('RegistryClient against a faulty registry: auth', () => {
+  test.each([
+    { scheme: 'basic', username: USER.username, password: USER.password },
+    { scheme: 'bearer', username: USER.username, password: USER.password },
+  ] as const)('a blob redirected to another origin gets no Authorization ($scheme)', async (auth) => {
+    const s = await setup({ auth, redirectBlobs: true }, withUser)
+    const bytes = await s.client.getBlob(s.ref, s.layer).then(readAll)
+    expect(digestOf(bytes)).toBe(s.layer.digest)
+    const blobRequests = s.server.requests.filter((r) => r.route === 'blobs')
+    expect(blobRequests.at(-1)).toMatchObject({ status: 307, headers: { authorization: expect.any(String) } })
+    const storage = s.server.storage!.requests
+    expect(storage).toHaveLength(1)
+    expect(storage[0]!.headers.authorization).toBeUndefined()
+  })
+
+  test('bearer: one token request, cached and reused', async () => {
+    const auth = { scheme: 'bearer', ...USER } as const
+    const s = await setup({ auth }, withUser)
+    await s.client.getManifest(s.ref)
+    const bytes = await s.client.getBlob(s.ref, s.layer).then(readAll)
+    expect(digestOf(bytes)).toBe(s.layer.digest)
+    const tokenRequests = s.server.requests.filter((r) => r.route === 'token')
+    expect(tokenRequests).toHaveLength(1)
+    expect(tokenRequests[0]!.headers.authorization).toMatch(/^Basic /)
+    expect(new URL(tokenRequests[0]!.path, s.server.url).searchParams.get('scope')).toBe(`repository:${REPO}:pull`)
+    expect(new URL(tokenRequests[0]!.path, s.server.url).searchParams.get('service')).toBe('fault-registry')
+    const registryRequests = s.server.requests.filter((r) => r.route !== 'token')
+    expect(registryRequests.map((r) => [r.route, r.status, r.headers.authorization])).toEqual([
+      ['manifests', 401, undefined],
+      ['manifests', 200, 'Bearer token-1'],
+      ['blobs', 200, 'Bearer token-1'],
+    ])
+  })
+
+  test('bearer: a token the registry refuses is ERR_UNAUTHORIZED', async () => {
+    const s = await setup({ auth: { scheme: 'bearer', ...USER, rejectTokens: true } }, withUser)
+    await failure(s.client.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'refused')
+    expect(s.server.count('token')).toBe(1)
+    expect(s.server.count('manifests')).toBe(2)
+  })
+
+  test('bearer: wrong credentials at the token endpoint are ERR_UNAUTHORIZED', async () => {
+    const s = await setup({ auth: { scheme: 'bearer', ...USER } }, (server) => ({
+      credentials: staticCredentials(server.host, { ...USER, password: 'wrong' }),
+    }))
+    await failure(s.client.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'token request')
+  })
+
+  test('basic challenge without credentials is ERR_UNAUTHORIZED', async () => {
+    const s = await setup({ auth: { scheme: 'basic', ...USER } })
+    await failure(s.client.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'no credentials')
+    expect(s.server.requests.every((r) => r.headers.authorization === undefined)).toBe(true)
+  })
+
+  test("registry A's credentials are never sent to registry B", async () => {
+    const a = await setup({ auth: { scheme: 'basic', ...USER } })
+    const b = await setup({ auth: { scheme: 'basic', ...USER } })
+    const asked: string[] = []
+    const onlyA: CredentialStore = async (req) => {
+      asked.push(req.registry)
+      return req.registry === a.server.host ? USER : undefined
+    }
+    const client = newClient(a.server, { credentials: onlyA, insecureRegistries: [a.server.host, b.server.host] })
+    await client.getManifest(a.ref)
+    await failure(client.getManifest(b.ref), 'ERR_UNAUTHORIZED', b.server.host, REPO)
+    await failure(client.getBlob(b.ref, b.layer), 'ERR_UNAUTHORIZED', b.server.host, REPO)
+    expect(a.server.requests.some((r) => r.headers.authorization !== undefined)).toBe(true)
+    expect(b.server.requests.length).toBeGreaterThan(0)
+    expect(b.server.requests.filter((r) => r.headers.authorization !== undefined)).toEqual([])
+    expect(new Set(asked)).toEqual(new Set([a.server.host, b.server.host]))
+  })
+})
+
+describe('RegistryClient and plain HTTP', () => {
+  test('an insecure registry falls back from https to http', async () => {
+    const s = await setup()
+    await expect(s.client.getManifest(s.ref)).resolves.toMatchObject({ digest: s.manifest.digest })
+  })
+
+  test('a registry not marked insecure is not spoken to over plain HTTP (ERR_TLS)', async () => {
+    const s = await setup()
+    const client = newClient(s.server, { insecureRegistries: [] })
+    await failure(client.getManifest(s.ref), 'ERR_TLS', s.server.host)
+    expect(s.server.requests).toEqual([])
+  })
+})
