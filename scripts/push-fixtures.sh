@@ -21,7 +21,8 @@
 #
 # skopeo 1.9.3 ignores --dest-compress-format/--dest-decompress when it can reuse (mount) a blob
 # that already exists in the registry, so zstd and uncompressed variants are first converted into
-# temporary local OCI layouts and then pushed with --preserve-digests.
+# temporary local copies (oci: layout for zstd, dir: for uncompressed) and then pushed with
+# --preserve-digests.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -63,13 +64,13 @@ copy() { # SRC DEST_TAG [extra copy flags]
 
 # Local conversions (see header).
 "${SKOPEO[@]}" copy --quiet --dest-compress-format zstd "oci:$LAYOUTS/busybox:latest" "oci:$WORK/zstd:latest"
-"${SKOPEO[@]}" copy --quiet --dest-decompress --dest-oci-accept-uncompressed-layers \
-  "oci:$LAYOUTS/busybox:latest" "oci:$WORK/uncompressed:latest"
+# --dest-decompress only works for the dir: transport (not oci:).
+"${SKOPEO[@]}" copy --quiet --dest-decompress "oci:$LAYOUTS/busybox:latest" "dir:$WORK/uncompressed"
 
 copy "oci:$LAYOUTS/busybox:latest" busybox:oci --preserve-digests
 copy "oci:$LAYOUTS/busybox:latest" busybox:v2s2 --format v2s2
 copy "oci:$WORK/zstd:latest" busybox:zstd --preserve-digests
-copy "oci:$WORK/uncompressed:latest" busybox:uncompressed --preserve-digests
+copy "dir:$WORK/uncompressed" busybox:uncompressed --preserve-digests
 copy "oci:$LAYOUTS/multiarch:latest" multiarch:oci --all --preserve-digests
 copy "oci:$LAYOUTS/multiarch:latest" multiarch:docker --all --format v2s2
 copy "oci:$LAYOUTS/busybox:latest" public/busybox:latest --preserve-digests
@@ -125,4 +126,5 @@ if [[ -n ${OCIPULL_PUSH_SUMMARY:-} ]]; then
   jq . <<<"$summary" >"$OCIPULL_PUSH_SUMMARY"
 fi
 echo "pushed to $HOST:"
-jq -r 'to_entries[] | [.key, .value.mediaType, .value.digest] | @tsv' <<<"$summary" | column -t
+jq -r 'to_entries[] | [.key, .value.mediaType, .value.digest] | @tsv' <<<"$summary" |
+  awk -F'\t' '{ printf "  %-22s %-58s %s\n", $1, $2, $3 }'

@@ -25,20 +25,24 @@
 #   wipe MODE           stop and delete the registry storage (fixtures are re-pushed by the rig)
 #   acquire MODE PORT HOLDER   start unless already running with the same config, add a lease
 #   release MODE HOLDER        drop a lease; stop when no live lease is left
-#   (leases let several test processes share one registry; HOLDER is a pid, dead pids are pruned;
-#    `start` adds a lease "manual" that only `stop` removes)
+#   (leases let several test processes share one registry; HOLDER is PID or PID-N, leases of
+#    dead pids are pruned; `start` adds a lease "manual" that only `stop` removes)
 #
 # State: ${OCIPULL_RIG_DIR:-<repo>/.cache/rig}/MODE/ (or --root DIR), containing
 #   config.yml registry.log registry.pid port storage/ auth.json leases/
 #   certs/ca.crt (a --cert-dir for skopeo: only the CA) tls/{ca.key,server.crt,server.key}
 #   htpasswd (tls-basic)   token/{ca.crt,ca.key,signing.key,signing.crt} (token)
-# Env: OCIPULL_RIG_DIR, OCIPULL_RIG_TOKEN_PORT (default 5104)
+# Env: OCIPULL_RIG_DIR; OCIPULL_RIG_PORT_BASE (default 5100: ports are BASE+1..BASE+4);
+#      OCIPULL_RIG_TOKEN_PORT (default BASE+4); OCIPULL_RIG_PORT_WAIT (seconds to wait for a busy
+#      port, default 60)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SELF="$REPO/scripts/registry.sh"
 ROOT="${OCIPULL_RIG_DIR:-$REPO/.cache/rig}"
-TOKEN_PORT="${OCIPULL_RIG_TOKEN_PORT:-5104}"
+PORT_BASE="${OCIPULL_RIG_PORT_BASE:-5100}"
+TOKEN_PORT="${OCIPULL_RIG_TOKEN_PORT:-$((PORT_BASE + 4))}"
+PORT_WAIT="${OCIPULL_RIG_PORT_WAIT:-60}"
 USERNAME=testuser
 PASSWORD=testpass
 TOKEN_SERVICE=ocipull-test-registry
@@ -58,9 +62,9 @@ usage() {
 
 default_port() {
   case $1 in
-  http) echo 5101 ;;
-  tls-basic) echo 5102 ;;
-  token) echo 5103 ;;
+  http) echo $((PORT_BASE + 1)) ;;
+  tls-basic) echo $((PORT_BASE + 2)) ;;
+  token) echo $((PORT_BASE + 3)) ;;
   *) die "unknown mode '$1' (http, tls-basic, token)" ;;
   esac
 }
@@ -192,6 +196,7 @@ storage:
 http:
   addr: 127.0.0.1:$port
   secret: ocipull-rig-$MODE-secret
+  draintimeout: 200ms
   headers:
     X-Content-Type-Options: [nosniff]
 $tls
@@ -226,12 +231,15 @@ do_init() { # [PORT]
 
 # --- process control -----------------------------------------------------------------------------
 
+# A zombie counts as gone (this box's init may reap orphans late).
+alive() { [[ -r /proc/$1/status ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+
 running_pid() { # prints the pid if our registry process for this mode is alive
   local pid
   [[ -s $PIDFILE ]] || return 1
   pid=$(cat "$PIDFILE")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  [[ -r /proc/$pid/cmdline ]] || return 1
+  alive "$pid" || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$CONFIG" || return 1
   echo "$pid"
 }
@@ -250,11 +258,11 @@ do_stop() {
   local pid i
   if pid=$(running_pid); then
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-      [[ -d /proc/$pid ]] || break
-      sleep 0.1
+    for ((i = 0; i < 100; i++)); do
+      alive "$pid" || break
+      sleep 0.05
     done
-    if [[ -d /proc/$pid ]]; then
+    if alive "$pid"; then
       log "$MODE: registry $pid ignored SIGTERM, killing"
       kill -KILL "$pid" 2>/dev/null || true
     fi
@@ -269,17 +277,25 @@ do_start() { # [PORT]
   need curl curl
   do_stop
   do_init "$port"
+  # Another checkout's rig (or anything else) may hold the port for a while: wait, then give up.
   if port_busy "$port"; then
-    die "$MODE: port 127.0.0.1:$port is already in use by another process (not our registry; see 'ss -ltnp')"
+    log "$MODE: port 127.0.0.1:$port is in use by another process; waiting up to ${PORT_WAIT}s"
+    for ((i = 0; i < PORT_WAIT * 4; i++)); do
+      port_busy "$port" || break
+      sleep 0.25
+    done
+    if port_busy "$port"; then
+      die "$MODE: port 127.0.0.1:$port is still in use by another process (not this state dir's registry; see 'ss -ltnp'; OCIPULL_RIG_PORT_BASE moves the rig's ports)"
+    fi
   fi
   echo "$port" >"$PORTFILE"
   : >"$LOG"
   # setsid + closed stdio: the registry outlives this script and holds no pipe of the caller.
-  setsid docker-registry serve "$CONFIG" </dev/null >>"$LOG" 2>&1 &
+  setsid docker-registry serve "$CONFIG" </dev/null >>"$LOG" 2>&1 9>&- &
   pid=$!
   echo "$pid" >"$PIDFILE"
   for ((i = 0; i < READY_TIMEOUT_TENTHS; i++)); do
-    if [[ ! -d /proc/$pid ]]; then
+    if ! alive "$pid"; then
       rm -f "$PIDFILE"
       echo "registry.sh: $MODE: docker-registry exited during startup; last lines of $LOG:" >&2
       tail -n 30 "$LOG" >&2
@@ -311,12 +327,13 @@ healthy_with_port() { # PORT
 }
 
 prune_leases() {
-  local f name
+  local f pid
   mkdir -p "$LEASES"
   for f in "$LEASES"/*; do
     [[ -e $f ]] || continue
-    name=${f##*/}
-    if [[ $name =~ ^[0-9]+$ ]] && [[ ! -d /proc/$name ]]; then rm -f "$f"; fi
+    pid=${f##*/}
+    pid=${pid%%-*}
+    if [[ $pid =~ ^[0-9]+$ ]] && ! alive "$pid"; then rm -f "$f"; fi
   done
 }
 

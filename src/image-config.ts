@@ -44,7 +44,10 @@ export interface ImageConfig {
  * Parses and validates an image config blob (OCI or Docker). Unknown fields are ignored;
  * known ones must have the right type. Throws ERR_CONFIG_INVALID naming the field.
  */
-export function parseImageConfig(bytes: Uint8Array, what = `config ${shortDigest(digestOf(bytes))}`): ImageConfig {
+export function parseImageConfig(
+  bytes: Uint8Array,
+  what = `config ${shortDigest(digestOf(bytes))}`,
+): ImageConfig {
   if (bytes.byteLength > DEFAULT_MAX_CONFIG_SIZE) {
     throw new OcipullError(
       'ERR_CONFIG_INVALID',
@@ -54,7 +57,8 @@ export function parseImageConfig(bytes: Uint8Array, what = `config ${shortDigest
   const r = new FieldReader('ERR_CONFIG_INVALID', what)
   const doc = r.object(parseJson(bytes, 'ERR_CONFIG_INVALID', what), '(document)')
   const rootfs = r.object(doc['rootfs'] ?? r.fail('rootfs', 'missing'), 'rootfs')
-  if (r.string(rootfs, 'type', 'rootfs') !== 'layers') r.fail('rootfs.type', `want "layers", got ${JSON.stringify(rootfs['type'])}`)
+  if (r.string(rootfs, 'type', 'rootfs') !== 'layers')
+    r.fail('rootfs.type', `want "layers", got ${JSON.stringify(rootfs['type'])}`)
   const diffIds = r.array(rootfs, 'diff_ids', 'rootfs').map((d, i) => {
     try {
       return checkDigest(d)
@@ -65,7 +69,8 @@ export function parseImageConfig(bytes: Uint8Array, what = `config ${shortDigest
   const history = r.optionalArray(doc, 'history', '')?.map((h, i) => {
     const o = r.object(h, `history[${i}]`)
     const empty = o['empty_layer']
-    if (empty !== undefined && typeof empty !== 'boolean') r.fail(`history[${i}].empty_layer`, 'want a boolean')
+    if (empty !== undefined && typeof empty !== 'boolean')
+      r.fail(`history[${i}].empty_layer`, 'want a boolean')
     return defined({
       created: r.optionalString(o, 'created', `history[${i}]`),
       created_by: r.optionalString(o, 'created_by', `history[${i}]`),
@@ -74,7 +79,8 @@ export function parseImageConfig(bytes: Uint8Array, what = `config ${shortDigest
       empty_layer: empty as boolean | undefined,
     })
   })
-  const c = doc['config'] === undefined || doc['config'] === null ? undefined : r.object(doc['config'], 'config')
+  const c =
+    doc['config'] === undefined || doc['config'] === null ? undefined : r.object(doc['config'], 'config')
   return {
     architecture: r.string(doc, 'architecture', ''),
     os: r.string(doc, 'os', ''),

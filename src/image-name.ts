@@ -1,6 +1,6 @@
 import { checkDigest, type Digest } from './digest.js'
 import { OcipullError } from './errors.js'
-import { type Reference, parseReference } from './reference.js'
+import { parseReference, type Reference } from './reference.js'
 
 /** Where an image is, by transport, as written on a command line (skopeo's syntax). */
 export type ImageName =
@@ -25,7 +25,9 @@ export function parseImageName(text: string): ImageName {
   const prefix = colon < 0 ? '' : text.slice(0, colon)
   if (prefix !== 'oci' && prefix !== 'oci-archive' && prefix !== 'docker-archive') {
     if (unsupportedTransports.has(prefix)) {
-      fail(`transport ${JSON.stringify(prefix)} is not supported (use docker://, oci:, oci-archive: or docker-archive:)`)
+      fail(
+        `transport ${JSON.stringify(prefix)} is not supported (use docker://, oci:, oci-archive: or docker-archive:)`,
+      )
     }
     return { transport: 'docker', reference: parseReference(text) }
   }
@@ -48,8 +50,12 @@ export function parseImageName(text: string): ImageName {
     if (tag === '') fail('empty tag')
   }
   if (path === '') fail('empty path')
-  if (prefix === 'docker-archive') return tag === undefined ? { transport: prefix, path } : { transport: prefix, path, tag }
-  const name: { transport: 'oci' | 'oci-archive'; path: string; tag?: string; digest?: Digest } = { transport: prefix, path }
+  if (prefix === 'docker-archive')
+    return tag === undefined ? { transport: prefix, path } : { transport: prefix, path, tag }
+  const name: { transport: 'oci' | 'oci-archive'; path: string; tag?: string; digest?: Digest } = {
+    transport: prefix,
+    path,
+  }
   if (tag !== undefined) name.tag = tag
   if (digest !== undefined) name.digest = digest
   return name

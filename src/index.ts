@@ -1,6 +1,18 @@
-export { type Digest, type DigestAlgorithm, digestOf, isDigest, type ParsedDigest, parseDigest } from './digest.js'
+export {
+  type Digest,
+  type DigestAlgorithm,
+  digestOf,
+  isDigest,
+  type ParsedDigest,
+  parseDigest,
+} from './digest.js'
 export { type ErrorCode, ErrorCodes, isOcipullError, OcipullError } from './errors.js'
-export { type ContainerConfig, type HistoryEntry, type ImageConfig, parseImageConfig } from './image-config.js'
+export {
+  type ContainerConfig,
+  type HistoryEntry,
+  type ImageConfig,
+  parseImageConfig,
+} from './image-config.js'
 export { formatImageName, type ImageName, parseImageName } from './image-name.js'
 export {
   DEFAULT_MAX_MANIFEST_SIZE,
@@ -34,7 +46,12 @@ export type { ClientCertificate, HttpClientOptions } from './registry/http-clien
 export { type ManifestHead, RegistryClient, type RegistryClientOptions } from './registry/registry-client.js'
 export { type RegistrySourceOptions, registrySource } from './registry/registry-source.js'
 export type { RetryOptions } from './registry/retry.js'
-export { chooseFromIndex, type ResolvedImage, type ResolveImageOptions, resolveImage } from './resolve-image.js'
+export {
+  chooseFromIndex,
+  type ResolvedImage,
+  type ResolveImageOptions,
+  resolveImage,
+} from './resolve-image.js'
 export { dockerArchiveSource } from './sources/docker-archive-source.js'
 export type { BlobRequest, ImageSource, ManifestRequest } from './sources/image-source.js'
 export { ociArchiveSource } from './sources/oci-archive-source.js'

@@ -63,7 +63,11 @@ export class FieldReader {
     return a as string[] | undefined
   }
 
-  optionalStringMap(o: Record<string, unknown>, key: string, path: string): Record<string, string> | undefined {
+  optionalStringMap(
+    o: Record<string, unknown>,
+    key: string,
+    path: string,
+  ): Record<string, string> | undefined {
     if (o[key] === undefined || o[key] === null) return undefined
     const m = this.object(o[key], join(path, key))
     for (const [k, v] of Object.entries(m)) {

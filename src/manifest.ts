@@ -90,7 +90,10 @@ export function parseManifest(bytes: Uint8Array, options: ParseManifestOptions =
     )
   }
   const declared = r.optionalString(doc, 'mediaType', '')
-  const mediaType = declared ?? nonEmpty(options.mediaType) ?? (doc['manifests'] !== undefined ? MediaType.OciIndex : MediaType.OciManifest)
+  const mediaType =
+    declared ??
+    nonEmpty(options.mediaType) ??
+    (doc['manifests'] !== undefined ? MediaType.OciIndex : MediaType.OciManifest)
   const common = {
     subject: doc['subject'] === undefined ? undefined : parseDescriptor(r, doc['subject'], 'subject'),
     artifactType: r.optionalString(doc, 'artifactType', ''),
@@ -105,9 +108,13 @@ export function parseManifest(bytes: Uint8Array, options: ParseManifestOptions =
     return { kind: 'index', digest, mediaType, bytes, index }
   }
   if (mediaType !== MediaType.OciManifest && mediaType !== MediaType.DockerManifest) {
-    throw new OcipullError('ERR_MANIFEST_UNSUPPORTED', `${what}: mediaType: unsupported ${JSON.stringify(mediaType)}`)
+    throw new OcipullError(
+      'ERR_MANIFEST_UNSUPPORTED',
+      `${what}: mediaType: unsupported ${JSON.stringify(mediaType)}`,
+    )
   }
-  if (doc['manifests'] !== undefined) r.fail('manifests', `an image manifest (${mediaType}) must not have manifests`)
+  if (doc['manifests'] !== undefined)
+    r.fail('manifests', `an image manifest (${mediaType}) must not have manifests`)
   const config = parseDescriptor(r, doc['config'], 'config')
   const layers = r.array(doc, 'layers', '').map((d, i) => parseDescriptor(r, d, `layers[${i}]`))
   const manifest: ImageManifest = { schemaVersion: 2, mediaType, config, layers, ...defined(common) }
@@ -126,7 +133,8 @@ export function parseDescriptor(r: FieldReader, value: unknown, path: string): D
     r.fail(`${path}.digest`, (err as Error).message.replace(/^digest: /, ''))
   }
   const size = r.size(o, 'size', path)
-  const platform = o['platform'] === undefined ? undefined : parsePlatformField(r, o['platform'], `${path}.platform`)
+  const platform =
+    o['platform'] === undefined ? undefined : parsePlatformField(r, o['platform'], `${path}.platform`)
   return {
     mediaType,
     digest: digestText,
@@ -160,7 +168,9 @@ function nonEmpty(s: string | undefined): string | undefined {
 }
 
 /** Drops keys whose value is undefined, for `exactOptionalPropertyTypes`. */
-export function defined<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+export function defined<T extends Record<string, unknown>>(
+  o: T,
+): { [K in keyof T]?: Exclude<T[K], undefined> } {
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v
   return out as { [K in keyof T]?: Exclude<T[K], undefined> }

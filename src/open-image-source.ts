@@ -23,6 +23,8 @@ export function openImageSource(name: ImageName, options: OpenImageSourceOptions
     case 'oci-archive':
       return ociArchiveSource(local(name))
     case 'docker-archive':
-      return dockerArchiveSource(name.tag === undefined ? { path: name.path } : { path: name.path, tag: name.tag })
+      return dockerArchiveSource(
+        name.tag === undefined ? { path: name.path } : { path: name.path, tag: name.tag },
+      )
   }
 }

@@ -82,7 +82,10 @@ function acceptableVariants(wanted: PlatformSpec): (string | undefined)[] {
  * that ranks highest in the compatibility ladder; ties go to the first entry, as in the index.
  * Returns undefined when nothing can run on `wanted`.
  */
-export function matchPlatform(manifests: readonly Descriptor[], wanted: PlatformSpec): Descriptor | undefined {
+export function matchPlatform(
+  manifests: readonly Descriptor[],
+  wanted: PlatformSpec,
+): Descriptor | undefined {
   const want = normalizePlatform(wanted)
   const ladder = acceptableVariants(want)
   let best: Descriptor | undefined

@@ -60,7 +60,10 @@ export function parseReference(text: string): Reference {
   const first = slash < 0 ? '' : rest.slice(0, slash)
   let registry = DOCKER_HUB
   let repository = rest
-  if (slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase())) {
+  if (
+    slash >= 0 &&
+    (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase())
+  ) {
     registry = first
     repository = rest.slice(slash + 1)
     checkRegistry(registry, fail)
@@ -72,7 +75,8 @@ export function parseReference(text: string): Reference {
     if (!component.test(part)) fail(`repository path component ${JSON.stringify(clip(part))} is not valid`)
   }
   if (registry === DOCKER_HUB && !repository.includes('/')) repository = `library/${repository}`
-  if (registry.length + 1 + repository.length > MAX_NAME_LENGTH) fail(`name longer than ${MAX_NAME_LENGTH} characters`)
+  if (registry.length + 1 + repository.length > MAX_NAME_LENGTH)
+    fail(`name longer than ${MAX_NAME_LENGTH} characters`)
 
   const ref: Reference = { registry, repository }
   if (tag !== undefined) ref.tag = tag

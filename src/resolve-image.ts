@@ -37,7 +37,10 @@ const MAX_INDEX_DEPTH = 4
  * Costs one manifest request, one more per index level, and one config blob request; no layers.
  * Checks that the config's rootfs.diff_ids match the manifest's layers in number.
  */
-export async function resolveImage(source: ImageSource, options: ResolveImageOptions = {}): Promise<ResolvedImage> {
+export async function resolveImage(
+  source: ImageSource,
+  options: ResolveImageOptions = {},
+): Promise<ResolvedImage> {
   const { signal } = options
   const wanted = options.platform ?? hostPlatform()
   let top: ParsedManifest = await source.manifest(signal ? { signal } : {})
@@ -46,16 +49,30 @@ export async function resolveImage(source: ImageSource, options: ResolveImageOpt
   let platforms: Platform[] | undefined
   for (let depth = 0; current.kind === 'index'; depth++) {
     if (depth >= MAX_INDEX_DEPTH) {
-      throw new OcipullError('ERR_MANIFEST_INVALID', `${source.name}: indexes nested more than ${MAX_INDEX_DEPTH} deep`)
+      throw new OcipullError(
+        'ERR_MANIFEST_INVALID',
+        `${source.name}: indexes nested more than ${MAX_INDEX_DEPTH} deep`,
+      )
     }
     const index = current.index
     outer ??= { digest: current.digest, mediaType: current.mediaType, index, bytes: current.bytes }
-    const choice = chooseFromIndex(index.manifests, wanted, `${source.name}: index ${shortDigest(current.digest)}`)
+    const choice = chooseFromIndex(
+      index.manifests,
+      wanted,
+      `${source.name}: index ${shortDigest(current.digest)}`,
+    )
     platforms ??= index.manifests.flatMap((d) => (d.platform ? [d.platform] : []))
     if (signal?.aborted) throw abortError(signal, source.name)
-    current = await source.manifest({ digest: choice.digest, mediaType: choice.mediaType, ...(signal ? { signal } : {}) })
+    current = await source.manifest({
+      digest: choice.digest,
+      mediaType: choice.mediaType,
+      ...(signal ? { signal } : {}),
+    })
     if (current.digest !== choice.digest) {
-      throw new OcipullError('ERR_DIGEST_MISMATCH', `${source.name}: manifest digest mismatch: want ${choice.digest}, got ${current.digest}`)
+      throw new OcipullError(
+        'ERR_DIGEST_MISMATCH',
+        `${source.name}: manifest digest mismatch: want ${choice.digest}, got ${current.digest}`,
+      )
     }
   }
   top = current
@@ -87,8 +104,14 @@ export async function resolveImage(source: ImageSource, options: ResolveImageOpt
 }
 
 /** The index entry for `wanted`; ERR_PLATFORM_NOT_FOUND lists what the index offers. */
-export function chooseFromIndex(manifests: readonly Descriptor[], wanted: PlatformSpec, what: string): Descriptor {
-  const candidates = manifests.filter((d) => isIndexMediaType(d.mediaType) || d.platform !== undefined || manifests.length === 1)
+export function chooseFromIndex(
+  manifests: readonly Descriptor[],
+  wanted: PlatformSpec,
+  what: string,
+): Descriptor {
+  const candidates = manifests.filter(
+    (d) => isIndexMediaType(d.mediaType) || d.platform !== undefined || manifests.length === 1,
+  )
   const withPlatform = candidates.filter((d) => d.platform !== undefined)
   const match = matchPlatform(withPlatform, wanted)
   if (match !== undefined) return match

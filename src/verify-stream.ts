@@ -70,7 +70,10 @@ export class VerifyStream extends Transform {
     const got = `${algorithm}:${this.hash.digest('hex')}`
     if (got !== this.expected) {
       callback(
-        new OcipullError('ERR_DIGEST_MISMATCH', `${this.what}: digest mismatch: want ${this.expected}, got ${got}`),
+        new OcipullError(
+          'ERR_DIGEST_MISMATCH',
+          `${this.what}: digest mismatch: want ${this.expected}, got ${got}`,
+        ),
       )
       return
     }

@@ -1,6 +1,11 @@
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import type { Readable } from 'node:stream'
-import { afterEach, describe, expect, test } from 'vitest'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { digestOf } from '../src/digest.js'
 import { isOcipullError, type OcipullError } from '../src/errors.js'
 import type { Descriptor } from '../src/manifest.js'
@@ -9,7 +14,12 @@ import { parseReference, type Reference } from '../src/reference.js'
 import { type CredentialStore, staticCredentials } from '../src/registry/credentials.js'
 import { RegistryClient, type RegistryClientOptions } from '../src/registry/registry-client.js'
 import { registrySource } from '../src/registry/registry-source.js'
-import { closedPort, type FaultServer, type FaultServerOptions, startFaultServer } from './helpers/fault-server.js'
+import {
+  closedPort,
+  type FaultServer,
+  type FaultServerOptions,
+  startFaultServer,
+} from './helpers/fault-server.js'
 
 const REPO = 'faults/app'
 const LAYER_SIZE = 300_000
@@ -39,7 +49,10 @@ async function setup(
   const layer = server.put(randomBytes(LAYER_SIZE), MediaType.OciLayerGzip)
   const doc = { schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer] }
   const manifest = server.put(JSON.stringify(doc), MediaType.OciManifest, 'v1')
-  const client = newClient(server, typeof clientOptions === 'function' ? clientOptions(server) : clientOptions)
+  const client = newClient(
+    server,
+    typeof clientOptions === 'function' ? clientOptions(server) : clientOptions,
+  )
   return { server, client, ref: parseReference(`${server.host}/${REPO}:v1`), manifest, layer }
 }
 
@@ -59,13 +72,15 @@ async function readAll(stream: Readable): Promise<Buffer> {
 /** Awaits `work`, which must fail with an OcipullError of `code` whose message names every fragment. */
 async function failure(work: Promise<unknown>, code: string, ...fragments: string[]): Promise<OcipullError> {
   const err = await work.then(
-    () => undefined,
+    (value) => {
+      if (value instanceof Readable) value.destroy() // an unread body would keep the client from closing
+      return undefined
+    },
     (e: unknown) => e,
   )
   expect(err, 'expected a failure').toBeDefined()
   if (!isOcipullError(err)) throw err
   expect({ code: err.code, message: err.message }).toMatchObject({ code })
-  if (process.env.SHOW_ERRORS) console.log(err.code, err.message, String(err.cause), (err.cause as any)?.code, (err.cause as any)?.cause?.code)
   for (const fragment of fragments) expect(err.message).toContain(fragment)
   return err
 }
@@ -83,13 +98,61 @@ describe('RegistryClient against a faulty registry: blobs', () => {
     expect(digestOf(bytes)).toBe(s.layer.digest)
   })
 
-  test.each([
-    { name: 'truncated body (FIN before Content-Length)', how: 'end', code: 'ERR_CONNECTION' },
-    { name: 'connection reset mid-body', how: 'reset', code: 'ERR_CONNECTION' },
-  ] as const)('$name → $code', async ({ how, code }) => {
+  test('baseline: HEAD reports the manifest digest, type and size', async () => {
     const s = await setup()
-    s.server.fault({ route: 'blobs', cut: { after: 100_000, how } })
-    await failure(fetchBlob(s), code, REPO, short(s.layer))
+    await expect(s.client.headManifest(s.ref)).resolves.toEqual({
+      digest: s.manifest.digest,
+      mediaType: s.manifest.mediaType,
+      size: s.manifest.size,
+    })
+  })
+
+  // A cut body is detected by undici when it was framed (ERR_CONNECTION, retryable), and by the
+  // size check when it was not: a body that ends with the connection looks complete to HTTP.
+  test.each([
+    { how: 'end', framing: 'length', code: 'ERR_CONNECTION', detail: 'other side closed' },
+    { how: 'reset', framing: 'length', code: 'ERR_CONNECTION', detail: 'ECONNRESET' },
+    { how: 'end', framing: 'chunked', code: 'ERR_CONNECTION', detail: 'other side closed' },
+    { how: 'reset', framing: 'chunked', code: 'ERR_CONNECTION', detail: 'ECONNRESET' },
+    { how: 'end', framing: 'eof', code: 'ERR_SIZE_MISMATCH', detail: `want ${LAYER_SIZE} bytes, got 100000` },
+    // undici takes ECONNRESET on a connection-delimited body for its end
+    { how: 'reset', framing: 'eof', code: 'ERR_SIZE_MISMATCH', detail: `want ${LAYER_SIZE} bytes, got` },
+  ] as const)('a $framing-framed body cut by $how → $code', async ({ how, framing, code, detail }) => {
+    const s = await setup()
+    s.server.fault({ route: 'blobs', cut: { after: 100_000, how }, framing })
+    const err = await failure(fetchBlob(s), code, REPO, short(s.layer), detail)
+    expect(err.retryable).toBe(true)
+  })
+
+  test('a complete chunked body shorter than the descriptor is ERR_SIZE_MISMATCH', async () => {
+    const s = await setup()
+    s.server.fault({ route: 'blobs', filler: 1000, framing: 'chunked' })
+    await failure(
+      fetchBlob(s),
+      'ERR_SIZE_MISMATCH',
+      REPO,
+      short(s.layer),
+      `want ${LAYER_SIZE} bytes, got 1000`,
+    )
+  })
+
+  test('a consumer that gives up early closes the connection', async () => {
+    const s = await setup()
+    s.server.fault({ route: 'blobs', stall: { after: 1000, ms: 10_000 } })
+    const stream = await s.client.getBlob(s.ref, s.layer)
+    stream.destroy()
+    const rec = s.server.requests.find((r) => r.route === 'blobs')!
+    await expect.poll(() => rec.closed, { timeout: 2_000 }).toBe(true)
+  })
+
+  test('a consumer that pauses longer than the body idle timeout does not time out', async () => {
+    const s = await setup({}, { timeouts: { bodyIdleMs: 200 } })
+    const stream = await s.client.getBlob(s.ref, s.layer)
+    const chunks: Buffer[] = []
+    for await (const chunk of stream) {
+      if (chunks.push(chunk as Buffer) === 1) await sleep(800)
+    }
+    expect(digestOf(Buffer.concat(chunks))).toBe(s.layer.digest)
   })
 
   test('a flipped byte fails with ERR_DIGEST_MISMATCH at the end of the stream', async () => {
@@ -151,14 +214,20 @@ describe('RegistryClient against a faulty registry: manifests', () => {
     const s = await setup()
     s.server.fault({ route: 'manifests', flipByte: 20 })
     const source = registrySource(s.ref, { client: s.client })
-    await failure(source.manifest({ digest: s.manifest.digest }), 'ERR_DIGEST_MISMATCH', REPO, s.manifest.digest)
+    await failure(
+      source.manifest({ digest: s.manifest.digest }),
+      'ERR_DIGEST_MISMATCH',
+      REPO,
+      s.manifest.digest,
+    )
   })
 
   test.each([
     { name: 'with Content-Length', fault: { filler: 5 * 1024 * 1024 } },
-    { name: 'chunked', fault: { filler: 5 * 1024 * 1024, chunked: true } },
+    { name: 'chunked', fault: { filler: 5 * 1024 * 1024, framing: 'chunked' } },
+    { name: 'to the end of the connection', fault: { filler: 5 * 1024 * 1024, framing: 'eof' } },
     { name: 'chunked and endless', fault: { filler: Number.POSITIVE_INFINITY } },
-  ])('an oversized manifest ($name) is ERR_MANIFEST_TOO_LARGE', async ({ fault }) => {
+  ] as const)('an oversized manifest ($name) is ERR_MANIFEST_TOO_LARGE', async ({ fault }) => {
     const s = await setup()
     s.server.fault({ route: 'manifests', ...fault })
     await failure(s.client.getManifest(s.ref), 'ERR_MANIFEST_TOO_LARGE', REPO, String(4 * 1024 * 1024))
@@ -173,23 +242,50 @@ describe('RegistryClient against a faulty registry: manifests', () => {
   })
 })
 
+describe('RegistryClient against a faulty registry: manifest bodies cut short', () => {
+  test.each(['end', 'reset'] as const)('a manifest body cut once (%s) is fetched again', async (how) => {
+    const s = await setup()
+    s.server.fault({ route: 'manifests', times: 1, cut: { after: 20, how } })
+    const m = await s.client.getManifest(s.ref)
+    expect(m.digest).toBe(s.manifest.digest)
+    expect(s.server.count('manifests')).toBe(2)
+  })
+
+  test('a manifest body cut every time fails with ERR_CONNECTION after 3 tries', async () => {
+    const s = await setup()
+    s.server.fault({ route: 'manifests', cut: { after: 20, how: 'end' } })
+    await failure(s.client.getManifest(s.ref), 'ERR_CONNECTION', REPO)
+    expect(s.server.count('manifests')).toBe(3)
+  })
+})
+
 describe('RegistryClient against a faulty registry: retries and timeouts', () => {
   test('429 with Retry-After: 1 twice, then 200: succeeds after waiting', async () => {
     const s = await setup()
     s.server.fault({ route: 'manifests', times: 2, status: 429, headers: { 'retry-after': '1' } })
-    const started = performance.now()
     const manifest = await s.client.getManifest(s.ref)
     expect(manifest.digest).toBe(s.manifest.digest)
-    expect(s.server.count('manifests')).toBe(3)
-    expect(performance.now() - started).toBeGreaterThanOrEqual(1900)
+    const times = s.server.requests.filter((r) => r.route === 'manifests').map((r) => r.at)
+    expect(times).toHaveLength(3)
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(950)
+    expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(950)
   })
 
-  test('503 forever: ERR_REGISTRY after 1 + retries requests', async () => {
-    const s = await setup({}, { retry: { retries: 2, baseDelayMs: 10 } })
-    s.server.fault({ route: 'manifests', status: 503 })
-    await failure(s.client.getManifest(s.ref), 'ERR_REGISTRY', REPO, '503')
-    expect(s.server.count('manifests')).toBe(3)
-  })
+  test.each([
+    { status: 503, headers: {}, code: 'ERR_REGISTRY', requests: 3 },
+    { status: 502, headers: {}, code: 'ERR_REGISTRY', requests: 3 },
+    { status: 429, headers: { 'retry-after': '0' }, code: 'ERR_TOO_MANY_REQUESTS', requests: 3 },
+    // a Retry-After beyond maxRetryAfterMs is not waited for
+    { status: 429, headers: { 'retry-after': '3600' }, code: 'ERR_TOO_MANY_REQUESTS', requests: 1 },
+  ])(
+    '$status forever ($headers): $code after $requests requests',
+    async ({ status, headers, code, requests }) => {
+      const s = await setup({}, { retry: { retries: 2, baseDelayMs: 10 } })
+      s.server.fault({ route: 'manifests', status, headers })
+      await failure(s.client.getManifest(s.ref), code, REPO, String(status === 429 ? 'too many' : status))
+      expect(s.server.count('manifests')).toBe(requests)
+    },
+  )
 
   test.each([
     { name: 'manifest', route: 'manifests', work: (s: Setup) => s.client.getManifest(s.ref) },
@@ -202,23 +298,34 @@ describe('RegistryClient against a faulty registry: retries and timeouts', () =>
     expect(performance.now() - started).toBeLessThan(3_000)
   })
 
+  test('a registry that never answers is ERR_TIMEOUT after 1 + retries requests', async () => {
+    const s = await setup({}, { timeouts: { headersMs: 200 }, retry: { retries: 1, baseDelayMs: 10 } })
+    s.server.fault({ route: 'manifests', delayMs: 10_000 })
+    await failure(s.client.getManifest(s.ref), 'ERR_TIMEOUT', REPO)
+    expect(s.server.count('manifests')).toBe(2)
+  })
+
   test('a refused connection is ERR_CONNECTION', async () => {
     const host = `127.0.0.1:${await closedPort()}`
     const client = newClient(host, { retry: { retries: 1, baseDelayMs: 10 } })
-    await failure(client.getManifest(parseReference(`${host}/${REPO}:v1`)), 'ERR_CONNECTION', host, 'ECONNREFUSED')
+    const ref = parseReference(`${host}/${REPO}:v1`)
+    await failure(client.getManifest(ref), 'ERR_CONNECTION', host, REPO, 'ECONNREFUSED')
   })
 
   test.each([
-    { name: 'before the response', fault: { delayMs: 10_000 } },
-    { name: 'during the body', fault: { stall: { after: 10, ms: 10_000 } } },
-  ])('aborting $name is ERR_ABORTED promptly', async ({ fault }) => {
+    { name: 'before the call', fault: {}, after: -1 },
+    { name: 'before the response', fault: { delayMs: 10_000 }, after: 200 },
+    { name: 'during the body', fault: { stall: { after: 10, ms: 10_000 } }, after: 200 },
+    { name: 'while waiting to retry', fault: { status: 429, headers: { 'retry-after': '10' } }, after: 200 },
+  ])('aborting $name is ERR_ABORTED promptly', async ({ fault, after }) => {
     const s = await setup()
     s.server.fault({ route: 'blobs', ...fault })
     const controller = new AbortController()
+    if (after < 0) controller.abort()
+    else setTimeout(() => controller.abort(), after)
     const started = performance.now()
-    setTimeout(() => controller.abort(), 200)
     const work = s.client.getBlob(s.ref, s.layer, { signal: controller.signal }).then(readAll)
-    await failure(work, 'ERR_ABORTED')
+    await failure(work, 'ERR_ABORTED', REPO, short(s.layer))
     expect(performance.now() - started).toBeLessThan(2_000)
   })
 })
@@ -238,6 +345,13 @@ describe('RegistryClient against a faulty registry: auth', () => {
     expect(storage[0]!.headers.authorization).toBeUndefined()
   })
 
+  test('a redirected blob is verified too', async () => {
+    const s = await setup({ redirectBlobs: true })
+    s.server.fault({ route: 'blobs', flipByte: 0 })
+    await failure(fetchBlob(s), 'ERR_DIGEST_MISMATCH', REPO, short(s.layer))
+    expect(s.server.storage!.requests).toHaveLength(1)
+  })
+
   test('bearer: one token request, cached and reused', async () => {
     const auth = { scheme: 'bearer', ...USER } as const
     const s = await setup({ auth }, withUser)
@@ -247,7 +361,9 @@ describe('RegistryClient against a faulty registry: auth', () => {
     const tokenRequests = s.server.requests.filter((r) => r.route === 'token')
     expect(tokenRequests).toHaveLength(1)
     expect(tokenRequests[0]!.headers.authorization).toMatch(/^Basic /)
-    expect(new URL(tokenRequests[0]!.path, s.server.url).searchParams.get('scope')).toBe(`repository:${REPO}:pull`)
+    expect(new URL(tokenRequests[0]!.path, s.server.url).searchParams.get('scope')).toBe(
+      `repository:${REPO}:pull`,
+    )
     expect(new URL(tokenRequests[0]!.path, s.server.url).searchParams.get('service')).toBe('fault-registry')
     const registryRequests = s.server.requests.filter((r) => r.route !== 'token')
     expect(registryRequests.map((r) => [r.route, r.status, r.headers.authorization])).toEqual([
@@ -255,6 +371,13 @@ describe('RegistryClient against a faulty registry: auth', () => {
       ['manifests', 200, 'Bearer token-1'],
       ['blobs', 200, 'Bearer token-1'],
     ])
+  })
+
+  test('bearer: parallel first requests share one token request', async () => {
+    const s = await setup({ auth: { scheme: 'bearer', ...USER } }, withUser)
+    const blobs = await Promise.all([1, 2, 3, 4].map(() => s.client.getBlob(s.ref, s.layer).then(readAll)))
+    for (const bytes of blobs) expect(digestOf(bytes)).toBe(s.layer.digest)
+    expect(s.server.count('token')).toBe(1)
   })
 
   test('bearer: a token the registry refuses is ERR_UNAUTHORIZED', async () => {
@@ -285,7 +408,10 @@ describe('RegistryClient against a faulty registry: auth', () => {
       asked.push(req.registry)
       return req.registry === a.server.host ? USER : undefined
     }
-    const client = newClient(a.server, { credentials: onlyA, insecureRegistries: [a.server.host, b.server.host] })
+    const client = newClient(a.server, {
+      credentials: onlyA,
+      insecureRegistries: [a.server.host, b.server.host],
+    })
     await client.getManifest(a.ref)
     await failure(client.getManifest(b.ref), 'ERR_UNAUTHORIZED', b.server.host, REPO)
     await failure(client.getBlob(b.ref, b.layer), 'ERR_UNAUTHORIZED', b.server.host, REPO)
@@ -294,7 +420,92 @@ describe('RegistryClient against a faulty registry: auth', () => {
     expect(b.server.requests.filter((r) => r.headers.authorization !== undefined)).toEqual([])
     expect(new Set(asked)).toEqual(new Set([a.server.host, b.server.host]))
   })
+
+  test("registry B naming registry A's token realm does not get A's credentials sent there", async () => {
+    const a = await setup({ auth: { scheme: 'bearer', ...USER } })
+    const b = await setup({ auth: { scheme: 'bearer', ...USER, realm: `${a.server.url}/token` } })
+    const client = newClient(a.server, {
+      credentials: staticCredentials(a.server.host, USER),
+      insecureRegistries: [a.server.host, b.server.host],
+    })
+    await failure(client.getManifest(b.ref), 'ERR_UNAUTHORIZED', b.server.host, REPO)
+    const tokenRequests = a.server.requests.filter((r) => r.route === 'token')
+    expect(tokenRequests).toHaveLength(1)
+    expect(tokenRequests[0]!.headers.authorization).toBeUndefined()
+    expect(b.server.requests.filter((r) => r.headers.authorization !== undefined)).toEqual([])
+  })
 })
+
+describe.skipIf(!hasOpenssl())('RegistryClient over TLS', () => {
+  let tls: { key: string; cert: string }
+  beforeAll(() => {
+    tls = selfSignedCertificate()
+  })
+
+  test('a self-signed registry is ERR_TLS unless trusted or insecure', async () => {
+    const s = await setup({ tls }, { insecureRegistries: [] })
+    await failure(s.client.getManifest(s.ref), 'ERR_TLS', s.server.host)
+    const trusted = newClient(s.server, { insecureRegistries: [], caCertificates: [tls.cert] })
+    await expect(trusted.getManifest(s.ref)).resolves.toMatchObject({ digest: s.manifest.digest })
+  })
+
+  test('one failed https request does not switch an insecure TLS registry to http for good', async () => {
+    const s = await setup({ tls }, { retry: { retries: 0 } })
+    s.server.fault({ route: 'manifests', times: 1, hangUp: 'reset' })
+    await failure(s.client.getManifest(s.ref), 'ERR_CONNECTION', REPO)
+    await expect(s.client.getManifest(s.ref)).resolves.toMatchObject({ digest: s.manifest.digest })
+  })
+
+  test('credentials go to a plain-http token realm only when that realm host is marked insecure', async () => {
+    const tokenServer = await startFaultServer({ repository: REPO, auth: { scheme: 'bearer', ...USER } })
+    cleanup.push(() => tokenServer.close())
+    const s = await setup(
+      { tls, auth: { scheme: 'bearer', ...USER, realm: `${tokenServer.url}/token` } },
+      (server) => ({ ...withUser(server), insecureRegistries: [], caCertificates: [tls.cert] }),
+    )
+    await failure(s.client.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'not https')
+    expect(tokenServer.count('token')).toBe(0)
+
+    // An insecure registry does not make another host's plain-http realm acceptable.
+    const insecureRegistry = newClient(s.server, withUser(s.server))
+    await failure(insecureRegistry.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'not https')
+    expect(tokenServer.count('token')).toBe(0)
+
+    const insecureRealm = newClient(s.server, {
+      ...withUser(s.server),
+      insecureRegistries: [s.server.host, tokenServer.host],
+    })
+    // the token server is not the registry's, so the registry refuses its token
+    await failure(insecureRealm.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'refused')
+    expect(tokenServer.requests.map((r) => r.headers.authorization)).toEqual([expect.stringMatching(/^Basic /)])
+  })
+})
+
+function hasOpenssl(): boolean {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** A throwaway self-signed certificate for 127.0.0.1. */
+function selfSignedCertificate(): { key: string; cert: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'ocipull-faults-'))
+  try {
+    const key = join(dir, 'key.pem')
+    const cert = join(dir, 'cert.pem')
+    const args = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1']
+    const subject = ['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']
+    execFileSync('openssl', ['req', '-x509', ...args, ...subject, '-keyout', key, '-out', cert], {
+      stdio: 'ignore',
+    })
+    return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
 
 describe('RegistryClient and plain HTTP', () => {
   test('an insecure registry falls back from https to http', async () => {

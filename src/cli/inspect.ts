@@ -1,10 +1,15 @@
 import { parseArgs } from 'node:util'
+import { OcipullError } from '../errors.js'
 import { formatImageName, parseImageName } from '../image-name.js'
 import { openImageSource } from '../open-image-source.js'
 import { formatPlatform, parsePlatform, platformOf } from '../platform.js'
 import { type ResolvedImage, resolveImage } from '../resolve-image.js'
-import { OcipullError } from '../errors.js'
-import { type RegistryFlagValues, registryFlags, registryFlagsHelp, registryOptions } from './registry-options.js'
+import {
+  type RegistryFlagValues,
+  registryFlags,
+  registryFlagsHelp,
+  registryOptions,
+} from './registry-options.js'
 
 export const inspectHelp = `Usage: ocipull inspect REF [--platform os/arch[/variant]] [--raw] [--json]
 
@@ -50,7 +55,9 @@ export async function inspectCommand(args: string[], io: CommandIo): Promise<voi
     }
     const image = await resolveImage(source, { signal: io.signal, ...(platform ? { platform } : {}) })
     const summary = inspectSummary(image)
-    io.stdout.write(values.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary, formatImageName(name)))
+    io.stdout.write(
+      values.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary, formatImageName(name)),
+    )
   } finally {
     await source.close()
   }

@@ -24,12 +24,17 @@ const commands: Record<string, { run: (args: string[], io: CommandIo) => Promise
 }
 
 /** Runs the CLI; returns the exit code. Exported for tests. */
-export async function main(argv: string[], io: CommandIo & { stderr: NodeJS.WritableStream }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: CommandIo & { stderr: NodeJS.WritableStream },
+): Promise<number> {
   const debug = argv.includes('--debug')
   const args = argv.filter((a) => a !== '--debug')
   const [name, ...rest] = args
   if (name === '--version') {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string
+    }
     io.stdout.write(`ocipull ${pkg.version}\n`)
     return ExitCode.Ok
   }

@@ -50,14 +50,18 @@ export function registryOptions(
   const registry = name.reference.registry
   const stores: CredentialStore[] = []
   if (values.creds !== undefined) stores.push(staticCredentials(registry, parseCredsOption(values.creds)))
-  stores.push(authFileCredentials({ files: values.authfile ? [values.authfile] : defaultAuthFiles(env), env }))
+  stores.push(
+    authFileCredentials({ files: values.authfile ? [values.authfile] : defaultAuthFiles(env), env }),
+  )
   if ((values.cert === undefined) !== (values.key === undefined)) {
     throw new OcipullError('ERR_OPTIONS_INVALID', '--cert and --key must be given together')
   }
   const options: OpenImageSourceOptions = { credentials: chainCredentials(...stores), env }
   if (values.cacert?.length) options.caCertificates = values.cacert.map((f) => readText(f, '--cacert'))
   if (values.cert !== undefined && values.key !== undefined) {
-    options.clientCertificates = [{ registry, cert: readText(values.cert, '--cert'), key: readText(values.key, '--key') }]
+    options.clientCertificates = [
+      { registry, cert: readText(values.cert, '--cert'), key: readText(values.key, '--key') },
+    ]
   }
   if (values.insecure) options.insecureRegistries = [registry]
   return options
@@ -67,6 +71,9 @@ function readText(file: string, flag: string): string {
   try {
     return readFileSync(file, 'utf8')
   } catch (err) {
-    throw new OcipullError('ERR_OPTIONS_INVALID', `${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    throw new OcipullError(
+      'ERR_OPTIONS_INVALID',
+      `${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    )
   }
 }

@@ -70,6 +70,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   }
   const extraCa = [...(options.caCertificates ?? []), ...envCertificates(env)]
   const ca = extraCa.length === 0 ? undefined : [...rootCertificates, ...systemCertificates(), ...extraCa]
+  const proxy = options.proxy ?? proxyFromEnv(env)
   const agents = new Map<string, Dispatcher>()
   let closed = false
 
@@ -83,7 +84,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
       rejectUnauthorized: !insecure.has(host),
     }
     agent = new EnvHttpProxyAgent({
-      ...options.proxy,
+      ...proxy,
       connect: { ...tls, timeout: timeouts.connect },
       requestTls: tls,
       ...(ca === undefined ? {} : { proxyTls: { ca } }),
@@ -128,6 +129,19 @@ export function redactUrl(url: URL): string {
   return `${url.protocol}//${url.host}${url.pathname}${url.search === '' ? '' : '?…'}`
 }
 
+/** Proxy settings from `env`, in the lower- and upper-case spellings curl accepts. */
+function proxyFromEnv(env: NodeJS.ProcessEnv): { httpProxy?: string; httpsProxy?: string; noProxy?: string } {
+  const pick = (name: string) => env[name.toLowerCase()] || env[name.toUpperCase()] || undefined
+  const out: { httpProxy?: string; httpsProxy?: string; noProxy?: string } = {}
+  const httpProxy = pick('http_proxy')
+  const httpsProxy = pick('https_proxy')
+  const noProxy = pick('no_proxy')
+  if (httpProxy) out.httpProxy = httpProxy
+  if (httpsProxy) out.httpsProxy = httpsProxy
+  if (noProxy) out.noProxy = noProxy
+  return out
+}
+
 function envCertificates(env: NodeJS.ProcessEnv): string[] {
   const out: string[] = []
   for (const name of ['SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS']) {
@@ -136,7 +150,9 @@ function envCertificates(env: NodeJS.ProcessEnv): string[] {
     try {
       out.push(readFileSync(file, 'utf8'))
     } catch (err) {
-      throw new OcipullError('ERR_OPTIONS_INVALID', `${name}=${file}: ${(err as Error).message}`, { cause: err })
+      throw new OcipullError('ERR_OPTIONS_INVALID', `${name}=${file}: ${(err as Error).message}`, {
+        cause: err,
+      })
     }
   }
   return out

@@ -54,17 +54,27 @@ export function networkError(err: unknown, what: string, signal?: AbortSignal): 
   }
   const code = errorCode(err)
   const message = err instanceof Error ? err.message : String(err)
-  if (code !== undefined && (tlsCodes.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))) {
+  if (
+    code !== undefined &&
+    (tlsCodes.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))
+  ) {
     return new OcipullError('ERR_TLS', `${what}: tls: ${message} (${code})`, { cause: err })
   }
   if (code !== undefined && timeoutCodes.has(code)) {
     return new OcipullError('ERR_TIMEOUT', `${what}: ${message}`, { cause: err, retryable: true })
   }
-  if (code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR' || (err instanceof Error && err.name === 'AbortError')) {
+  if (
+    code === 'UND_ERR_ABORTED' ||
+    code === 'ABORT_ERR' ||
+    (err instanceof Error && err.name === 'AbortError')
+  ) {
     return new OcipullError('ERR_ABORTED', `${what}: aborted`, { cause: err })
   }
   if (code !== undefined && connectionCodes.has(code)) {
-    return new OcipullError('ERR_CONNECTION', `${what}: ${message} (${code})`, { cause: err, retryable: true })
+    return new OcipullError('ERR_CONNECTION', `${what}: ${message} (${code})`, {
+      cause: err,
+      retryable: true,
+    })
   }
   return new OcipullError('ERR_CONNECTION', `${what}: ${message}${code ? ` (${code})` : ''}`, {
     cause: err,

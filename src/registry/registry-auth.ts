@@ -44,6 +44,7 @@ const EXPIRY_MARGIN_MS = 5_000
 export class RegistryAuth {
   private readonly options: RegistryAuthOptions
   private readonly cache = new Map<string, CachedAuth>()
+  private readonly inflight = new Map<string, Promise<string>>()
   private readonly now: () => number
 
   constructor(options: RegistryAuthOptions) {
@@ -68,6 +69,28 @@ export class RegistryAuth {
    * returns it. Throws ERR_UNAUTHORIZED when no credentials fit, or the token server refuses.
    */
   async answer(res: HttpResponse, scope: AuthScope, what: string, signal?: AbortSignal): Promise<string> {
+    // Concurrent 401s for one scope (parallel blob downloads) share one token request.
+    const key = cacheKey(scope)
+    const pending = this.inflight.get(key)
+    if (pending !== undefined) {
+      await res.body.dump().catch(() => {})
+      return await pending
+    }
+    const answer = this.obtain(res, scope, what, signal)
+    this.inflight.set(key, answer)
+    try {
+      return await answer
+    } finally {
+      this.inflight.delete(key)
+    }
+  }
+
+  private async obtain(
+    res: HttpResponse,
+    scope: AuthScope,
+    what: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
     const challenges = parseAuthChallenges(res.headers['www-authenticate'])
     const detail = await registryErrorDetail(res, signal)
     const credential = await this.options.credentials?.({
@@ -81,7 +104,11 @@ export class RegistryAuth {
       auth = await this.fetchToken(bearer, scope, credential, what, signal)
     } else if (challenges.some((c) => c.scheme === 'basic')) {
       if (credential === undefined || credential.kind !== 'basic') {
-        throw unauthorized(what, credential === undefined ? 'no credentials' : 'basic auth needs a username and password', detail)
+        throw unauthorized(
+          what,
+          credential === undefined ? 'no credentials' : 'basic auth needs a username and password',
+          detail,
+        )
       }
       auth = { header: basicHeader(credential), expires: Number.POSITIVE_INFINITY }
     } else {
@@ -107,11 +134,16 @@ export class RegistryAuth {
       return { header: `Bearer ${credential.token}`, expires: Number.POSITIVE_INFINITY }
     }
     const realm = new URL(challenge.realm)
-    const sendsSecrets = credential !== undefined
-    if (sendsSecrets && realm.protocol !== 'https:' && !this.options.isInsecure?.(scope.registry)) {
+    // Credentials go in the clear only to a realm host that is itself marked insecure: an insecure
+    // registry must not leak them to another host.
+    if (
+      credential !== undefined &&
+      realm.protocol !== 'https:' &&
+      this.options.isInsecure?.(realm.host) !== true
+    ) {
       throw new OcipullError(
         'ERR_UNAUTHORIZED',
-        `${what}: token realm ${redactUrl(realm)} is not https; refusing to send credentials for ${scope.registry} (mark the registry insecure to allow it)`,
+        `${what}: token realm ${redactUrl(realm)} is not https; refusing to send credentials for ${scope.registry} (mark ${realm.host} insecure to allow it)`,
       )
     }
     const scopeText = `repository:${scope.repository}:${scope.actions.join(',')}`
@@ -126,7 +158,13 @@ export class RegistryAuth {
         ...(challenge.service === undefined ? {} : { service: challenge.service }),
       })
       headers['content-type'] = 'application/x-www-form-urlencoded'
-      res = await this.options.transport({ method: 'POST', url: realm, headers, body: form.toString(), signal })
+      res = await this.options.transport({
+        method: 'POST',
+        url: realm,
+        headers,
+        body: form.toString(),
+        signal,
+      })
     } else {
       if (challenge.service !== undefined) realm.searchParams.set('service', challenge.service)
       realm.searchParams.append('scope', scopeText)
@@ -170,5 +208,8 @@ function basicHeader(c: { username: string; password: string }): string {
 }
 
 function unauthorized(what: string, problem: string, detail: string): OcipullError {
-  return new OcipullError('ERR_UNAUTHORIZED', `${what}: unauthorized: ${problem}${detail ? ` (${detail})` : ''}`)
+  return new OcipullError(
+    'ERR_UNAUTHORIZED',
+    `${what}: unauthorized: ${problem}${detail ? ` (${detail})` : ''}`,
+  )
 }

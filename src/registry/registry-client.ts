@@ -1,16 +1,27 @@
 import type { Readable } from 'node:stream'
 import { type Digest, digestOf, parseDigest, shortDigest } from '../digest.js'
 import { OcipullError } from '../errors.js'
-import { DEFAULT_MAX_MANIFEST_SIZE, type Descriptor, type ParsedManifest, parseManifest } from '../manifest.js'
+import {
+  DEFAULT_MAX_MANIFEST_SIZE,
+  type Descriptor,
+  type ParsedManifest,
+  parseManifest,
+} from '../manifest.js'
 import { manifestMediaTypes } from '../media-types.js'
 import { DOCKER_HUB, formatReference, type Reference } from '../reference.js'
 import { VerifyStream } from '../verify-stream.js'
 import type { CredentialStore } from './credentials.js'
-import { createHttpClient, type HttpClient, type HttpClientOptions, type HttpResponse, redactUrl } from './http-client.js'
+import {
+  createHttpClient,
+  type HttpClient,
+  type HttpClientOptions,
+  type HttpResponse,
+  redactUrl,
+} from './http-client.js'
 import { networkError } from './network-error.js'
 import { readBody, registryErrorDetail } from './read-body.js'
-import { type RetryOptions, withRetry } from './retry.js'
 import { type AuthScope, RegistryAuth } from './registry-auth.js'
+import { type RetryOptions, withRetry } from './retry.js'
 
 export interface RegistryClientOptions extends HttpClientOptions {
   /** Where credentials come from; anonymous when absent. */
@@ -29,6 +40,7 @@ export interface ManifestHead {
 }
 
 const MAX_REDIRECTS = 5
+const MANIFEST_BODY_RETRIES = 2
 
 /**
  * A client for the OCI distribution API: manifests (GET, HEAD) and blobs (streamed GET), with
@@ -42,6 +54,7 @@ export class RegistryClient {
   private readonly auth: RegistryAuth
   private readonly send
   private readonly maxManifestSize: number
+  private readonly manifestBodyRetries: number
   private readonly schemes = new Map<string, 'https:' | 'http:'>()
 
   constructor(options: RegistryClientOptions = {}) {
@@ -54,6 +67,7 @@ export class RegistryClient {
       isInsecure: (r) => this.http.isInsecure(r),
     })
     this.maxManifestSize = options.maxManifestSize ?? DEFAULT_MAX_MANIFEST_SIZE
+    this.manifestBodyRetries = Math.min(MANIFEST_BODY_RETRIES, options.retry?.retries ?? MANIFEST_BODY_RETRIES)
   }
 
   /**
@@ -61,20 +75,34 @@ export class RegistryClient {
    * One GET (plus a token request on the first 401). Checks the digest: against `digest` or the
    * reference's digest when given, and against Docker-Content-Digest when the registry sends one.
    */
-  async getManifest(ref: Reference, options: { digest?: Digest; signal?: AbortSignal } = {}): Promise<ParsedManifest> {
+  async getManifest(
+    ref: Reference,
+    options: { digest?: Digest; signal?: AbortSignal } = {},
+  ): Promise<ParsedManifest> {
     const wanted = options.digest ?? ref.digest
     const target = wanted ?? ref.tag ?? 'latest'
     const what = `docker://${ref.registry}/${ref.repository}${wanted ? `@${wanted}` : `:${target}`}`
-    const res = await this.request(ref, 'GET', `manifests/${target}`, what, options.signal, {
-      accept: manifestMediaTypes.join(', '),
-    })
-    await expectOk(res, what, 'manifest', options.signal)
-    const bytes = await readBody(res, {
-      maxBytes: this.maxManifestSize,
-      what,
-      code: 'ERR_MANIFEST_TOO_LARGE',
-      signal: options.signal,
-    })
+    // A manifest is small, so a body cut short (reset, premature close) is fetched again from the
+    // start, a bounded number of times; the transport's own retries only cover the headers.
+    let res: HttpResponse
+    let bytes: Buffer
+    for (let attempt = 0; ; attempt++) {
+      res = await this.request(ref, 'GET', `manifests/${target}`, what, options.signal, {
+        accept: manifestMediaTypes.join(', '),
+      })
+      await expectOk(res, what, 'manifest', options.signal)
+      try {
+        bytes = await readBody(res, {
+          maxBytes: this.maxManifestSize,
+          what,
+          code: 'ERR_MANIFEST_TOO_LARGE',
+          signal: options.signal,
+        })
+        break
+      } catch (err) {
+        if (!(err instanceof OcipullError && err.retryable) || attempt >= this.manifestBodyRetries) throw err
+      }
+    }
     checkManifestDigest(bytes, wanted, header(res, 'docker-content-digest'), what)
     return parseManifest(bytes, {
       mediaType: header(res, 'content-type'),
@@ -110,7 +138,11 @@ export class RegistryClient {
    * refuses a Content-Length that differs from the descriptor's size before reading, and returns
    * a stream that fails past `descriptor.size` and, at its end, on a digest mismatch.
    */
-  async getBlob(ref: Reference, descriptor: Descriptor, options: { signal?: AbortSignal } = {}): Promise<Readable> {
+  async getBlob(
+    ref: Reference,
+    descriptor: Descriptor,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<Readable> {
     const what = `docker://${ref.registry}/${ref.repository}: blob ${shortDigest(descriptor.digest)}`
     parseDigest(descriptor.digest, `${what}: digest`)
     let res = await this.request(ref, 'GET', `blobs/${descriptor.digest}`, what, options.signal)
@@ -118,10 +150,16 @@ export class RegistryClient {
       const location = header(res, 'location')
       await res.body.dump().catch(() => {})
       if (location === undefined || hops >= MAX_REDIRECTS) {
-        throw new OcipullError('ERR_REGISTRY', `${what}: ${location === undefined ? 'redirect without a location' : 'too many redirects'}`)
+        throw new OcipullError(
+          'ERR_REGISTRY',
+          `${what}: ${location === undefined ? 'redirect without a location' : 'too many redirects'}`,
+        )
       }
       const next = new URL(location, res.url)
-      if (next.protocol !== 'https:' && !(next.protocol === 'http:' && (res.url.protocol === 'http:' || this.http.isInsecure(ref.registry)))) {
+      if (
+        next.protocol !== 'https:' &&
+        !(next.protocol === 'http:' && (res.url.protocol === 'http:' || this.http.isInsecure(ref.registry)))
+      ) {
         throw new OcipullError('ERR_REGISTRY', `${what}: refusing redirect to ${redactUrl(next)}`)
       }
       res =
@@ -165,7 +203,14 @@ export class RegistryClient {
     signal: AbortSignal | undefined,
     headers: Record<string, string> = {},
   ): Promise<HttpResponse> {
-    return this.requestUrl(ref, method, new URL(`/v2/${ref.repository}/${path}`, this.baseUrl(ref.registry)), what, signal, headers)
+    return this.requestUrl(
+      ref,
+      method,
+      new URL(`/v2/${ref.repository}/${path}`, this.baseUrl(ref.registry)),
+      what,
+      signal,
+      headers,
+    )
   }
 
   /** One authenticated request to the registry itself; answers one 401 and retries once. */
@@ -179,7 +224,13 @@ export class RegistryClient {
   ): Promise<HttpResponse> {
     const scope: AuthScope = { registry: ref.registry, repository: ref.repository, actions: ['pull'] }
     const cached = this.auth.cached(scope)
-    let res = await this.sendToRegistry(ref.registry, url, method, cached ? { ...headers, authorization: cached } : headers, signal)
+    let res = await this.sendToRegistry(
+      ref.registry,
+      url,
+      method,
+      cached ? { ...headers, authorization: cached } : headers,
+      signal,
+    )
     if (res.status === 401) {
       if (cached !== undefined) this.auth.forget(scope)
       const authorization = await this.auth.answer(res, scope, what, signal)
@@ -187,13 +238,20 @@ export class RegistryClient {
       if (res.status === 401) {
         this.auth.forget(scope)
         const detail = await registryErrorDetail(res, signal)
-        throw new OcipullError('ERR_UNAUTHORIZED', `${what}: unauthorized: credentials were refused${detail ? ` (${detail})` : ''}`)
+        throw new OcipullError(
+          'ERR_UNAUTHORIZED',
+          `${what}: unauthorized: credentials were refused${detail ? ` (${detail})` : ''}`,
+        )
       }
     }
     return res
   }
 
-  /** Sends to the registry; for an insecure registry, falls back from HTTPS to plain HTTP once. */
+  /**
+   * Sends to the registry. For an insecure registry whose scheme is not known yet, HTTPS is tried
+   * once without retries and, on a TLS or connection error, plain HTTP (with retries); the scheme
+   * that answered is remembered.
+   */
   private async sendToRegistry(
     registry: string,
     url: URL,
@@ -201,19 +259,25 @@ export class RegistryClient {
     headers: Record<string, string>,
     signal: AbortSignal | undefined,
   ): Promise<HttpResponse> {
+    const known = this.schemes.get(registry)
+    if (known !== undefined && url.protocol !== known) {
+      url = new URL(url)
+      url.protocol = known
+    }
+    const probing = url.protocol === 'https:' && this.http.isInsecure(registry) && known === undefined
+    if (!probing) return await this.send({ method, url, headers, signal })
     try {
-      return await this.send({ method, url, headers, signal })
+      const res = await this.http.request({ method, url, headers, signal })
+      this.schemes.set(registry, 'https:')
+      return res
     } catch (err) {
-      const fallback =
-        url.protocol === 'https:' &&
-        this.http.isInsecure(registry) &&
-        err instanceof OcipullError &&
-        (err.code === 'ERR_TLS' || err.code === 'ERR_CONNECTION')
-      if (!fallback) throw err
-      this.schemes.set(registry, 'http:')
+      if (!(err instanceof OcipullError && (err.code === 'ERR_TLS' || err.code === 'ERR_CONNECTION')))
+        throw err
       const plain = new URL(url)
       plain.protocol = 'http:'
-      return await this.send({ method, url: plain, headers, signal })
+      const res = await this.send({ method, url: plain, headers, signal })
+      this.schemes.set(registry, 'http:') // only once http answered: an https failure may be transient
+      return res
     }
   }
 }
@@ -227,7 +291,12 @@ function isRedirect(status: number): boolean {
   return status === 301 || status === 302 || status === 303 || status === 307 || status === 308
 }
 
-async function expectOk(res: HttpResponse, what: string, kind: 'manifest' | 'blob', signal?: AbortSignal): Promise<void> {
+async function expectOk(
+  res: HttpResponse,
+  what: string,
+  kind: 'manifest' | 'blob',
+  signal?: AbortSignal,
+): Promise<void> {
   if (res.status === 200) return
   const detail = await registryErrorDetail(res, signal)
   const suffix = detail ? `: ${detail}` : ''
@@ -239,7 +308,9 @@ async function expectOk(res: HttpResponse, what: string, kind: 'manifest' | 'blo
     case 403:
       throw new OcipullError('ERR_DENIED', `${what}: access denied${suffix}`)
     case 429:
-      throw new OcipullError('ERR_TOO_MANY_REQUESTS', `${what}: too many requests${suffix}`, { retryable: true })
+      throw new OcipullError('ERR_TOO_MANY_REQUESTS', `${what}: too many requests${suffix}`, {
+        retryable: true,
+      })
     default:
       throw new OcipullError('ERR_REGISTRY', `${what}: unexpected status ${res.status}${suffix}`, {
         retryable: res.status >= 500,
@@ -248,7 +319,12 @@ async function expectOk(res: HttpResponse, what: string, kind: 'manifest' | 'blo
 }
 
 /** Checks manifest bytes against the digest we asked for and the one the registry claims. */
-function checkManifestDigest(bytes: Buffer, wanted: Digest | undefined, claimed: string | undefined, what: string): void {
+function checkManifestDigest(
+  bytes: Buffer,
+  wanted: Digest | undefined,
+  claimed: string | undefined,
+  what: string,
+): void {
   for (const [expected, source] of [
     [wanted, 'requested'],
     [claimed, 'Docker-Content-Digest'],
@@ -257,7 +333,10 @@ function checkManifestDigest(bytes: Buffer, wanted: Digest | undefined, claimed:
     const { algorithm } = parseDigest(expected, `${what}: ${source} digest`)
     const got = digestOf(bytes, algorithm)
     if (got !== expected) {
-      throw new OcipullError('ERR_DIGEST_MISMATCH', `${what}: manifest digest mismatch: ${source} ${expected}, got ${got}`)
+      throw new OcipullError(
+        'ERR_DIGEST_MISMATCH',
+        `${what}: manifest digest mismatch: ${source} ${expected}, got ${got}`,
+      )
     }
   }
 }

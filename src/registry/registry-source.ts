@@ -21,7 +21,8 @@ export function registrySource(ref: Reference, options: RegistrySourceOptions = 
         ...(request.digest === undefined ? {} : { digest: request.digest }),
         ...(request.signal === undefined ? {} : { signal: request.signal }),
       }),
-    blob: (descriptor, request = {}) => client.getBlob(ref, descriptor, request.signal ? { signal: request.signal } : {}),
+    blob: (descriptor, request = {}) =>
+      client.getBlob(ref, descriptor, request.signal ? { signal: request.signal } : {}),
     close: async () => {
       if (owned) await client.close()
     },

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { OcipullError } from '../errors.js'
-import type { Transport } from './http-client.js'
+import { abortError, OcipullError } from '../errors.js'
+import { redactUrl, type Transport } from './http-client.js'
 
 export interface RetryOptions {
   /** Retries after the first attempt (default 3). */
@@ -44,8 +44,8 @@ export function withRetry(transport: Transport, options: RetryOptions = {}): Tra
       }
       try {
         await sleep(delay, undefined, req.signal ? { signal: req.signal } : {})
-      } catch (err) {
-        throw new OcipullError('ERR_ABORTED', `${req.method} ${req.url.host}: aborted`, { cause: req.signal?.reason ?? err })
+      } catch {
+        throw abortError(req.signal, `${req.method} ${redactUrl(req.url)}`)
       }
     }
   }

@@ -1,5 +1,5 @@
-import { constants } from 'node:fs'
-import { type FileHandle, lstat, open } from 'node:fs/promises'
+import { constants, type Stats } from 'node:fs'
+import { type FileHandle, lstat, open, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { OcipullError } from '../errors.js'
 import type { ImageSource } from './image-source.js'
@@ -37,8 +37,25 @@ export function ociLayoutSource(options: OciLayoutSourceOptions): ImageSource {
     tag: options.tag,
     digest: options.digest,
     maxManifestSize: options.maxManifestSize,
-    open: async () => directoryFiles(root, name),
+    open: async () => {
+      // The root is the caller's own path, so it may be a symlink; nothing below it may.
+      const rootStat = await stat(root).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') throw new OcipullError('ERR_NOT_FOUND', `${name}: no such directory`)
+        throw new OcipullError('ERR_SOURCE_INVALID', `${name}: ${err.message}`, { cause: err })
+      })
+      if (!rootStat.isDirectory()) throw new OcipullError('ERR_SOURCE_INVALID', `${name}: not a directory`)
+      return directoryFiles(root, name)
+    },
   })
+}
+
+async function lstatOrUndefined(path: string, what: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw new OcipullError('ERR_SOURCE_INVALID', `${what}: ${(err as Error).message}`, { cause: err })
+  }
 }
 
 function directoryFiles(root: string, name: string): LayoutFiles {
@@ -50,10 +67,7 @@ function directoryFiles(root: string, name: string): LayoutFiles {
       // Intermediate directories (`blobs`, `blobs/sha256`) must not be symlinks either.
       for (let i = 1; i < parts.length; i++) {
         const dir = parts.slice(0, i).join('/')
-        const stat = await lstat(join(root, dir)).catch((err: NodeJS.ErrnoException) => {
-          if (err.code === 'ENOENT') return undefined
-          throw new OcipullError('ERR_SOURCE_INVALID', `${name}: ${dir}: ${err.message}`, { cause: err })
-        })
+        const stat = await lstatOrUndefined(join(root, dir), `${name}: ${dir}`)
         if (stat === undefined) return undefined
         if (!stat.isDirectory())
           throw new OcipullError('ERR_SOURCE_INVALID', `${name}: ${dir}: not a directory`)

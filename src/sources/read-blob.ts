@@ -12,7 +12,11 @@ export interface ReadBlobOptions extends BlobRequest {
  * Reads a small blob (an image config, a signature) whole into memory, verified.
  * The descriptor's size is checked against `maxSize` before any byte is fetched.
  */
-export async function readBlob(source: ImageSource, descriptor: Descriptor, options: ReadBlobOptions): Promise<Buffer> {
+export async function readBlob(
+  source: ImageSource,
+  descriptor: Descriptor,
+  options: ReadBlobOptions,
+): Promise<Buffer> {
   if (descriptor.size > options.maxSize) {
     throw new OcipullError(
       'ERR_SIZE_MISMATCH',

@@ -7,46 +7,24 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Descriptor } from '../../src/manifest.js'
+import { type Fault, hangUp, pause, type ServedItem, sendError, sendJson, serve } from './fault-response.js'
+
+export type { Fault } from './fault-response.js'
 
 /**
  * An in-process registry for one repository that can misbehave on purpose, for the faults a real
  * registry cannot be made to show: cut or stalled bodies, wrong bytes or headers, throttling,
- * 5xx, oversized documents. Plain HTTP on 127.0.0.1, a fresh port each time.
+ * 5xx, oversized documents. Plain HTTP (or HTTPS with `tls`) on 127.0.0.1, a fresh port each time.
+ * Faults are described in fault-response.ts; every request is recorded for assertions.
  *
  * Routes: `GET|HEAD /v2/<repo>/manifests/<tag|digest>`, `GET|HEAD /v2/<repo>/blobs/<digest>`,
  * `GET /token` (with bearer auth), and on the optional storage origin `GET /blobs/<digest>?sig=…`.
  */
 
 export type Route = 'manifests' | 'blobs' | 'token' | 'storage' | 'other'
-
-/** What to do wrong. Faults apply in the order added; the first one that matches a request is used. */
-export interface Fault {
-  /** Which route (a redirected blob's body is served by the storage origin, with `blobs` faults). */
-  route: 'manifests' | 'blobs' | 'token'
-  /** Only requests for this tag or digest (default: any). */
-  target?: string
-  /** Only the first `times` matching requests (default: every one). */
-  times?: number
-  /** Wait this long before sending anything (a slow or hung registry). */
-  delayMs?: number
-  /** Answer with this status and a distribution error body instead of the content (429, 503, 404…). */
-  status?: number
-  /** Extra or replacing headers: `retry-after`, a lying `docker-content-digest` or `content-length`. */
-  headers?: Record<string, string>
-  /** Serve the content with the byte at this index flipped. */
-  flipByte?: number
-  /** Serve this many filler bytes instead of the content (Infinity: never ends; implies chunked). */
-  filler?: number
-  /** Send no Content-Length (chunked transfer encoding). */
-  chunked?: boolean
-  /** After this many body bytes, close the connection: `end` (FIN, a truncated body) or `reset` (RST). */
-  cut?: { after: number; how: 'end' | 'reset' }
-  /** After this many body bytes, send nothing for `ms`, then the rest. */
-  stall?: { after: number; ms: number }
-}
 
 export type FaultAuth =
   | { scheme: 'basic'; username: string; password: string }
@@ -59,6 +37,8 @@ export type FaultAuth =
       expiresIn?: number
       /** Refuse every token at the registry (the token server still issues them). */
       rejectTokens?: boolean
+      /** The realm to name in challenges (default this server's `/token`), e.g. another server's. */
+      realm?: string
     }
 
 export interface FaultServerOptions {
@@ -67,6 +47,8 @@ export interface FaultServerOptions {
   auth?: FaultAuth
   /** Answer blob GETs with a 307 to a second server (another origin, a signed URL) that serves the bytes. */
   redirectBlobs?: boolean
+  /** Serve HTTPS with this key and certificate (PEM) instead of plain HTTP, on both origins. */
+  tls?: { key: string; cert: string }
 }
 
 export interface RecordedRequest {
@@ -75,6 +57,8 @@ export interface RecordedRequest {
   path: string
   route: Route
   headers: IncomingHttpHeaders
+  /** When it arrived (`performance.now()`). */
+  at: number
   /** Response status, once sent. */
   readonly status: number | undefined
   /** Body bytes handed to the socket so far. */
@@ -84,7 +68,7 @@ export interface RecordedRequest {
 }
 
 export interface Origin {
-  /** `http://127.0.0.1:PORT` */
+  /** `http://127.0.0.1:PORT` (or https) */
   readonly url: string
   /** `127.0.0.1:PORT`, the registry name in references. */
   readonly host: string
@@ -103,18 +87,11 @@ export interface FaultServer extends Origin {
   close(): Promise<void>
 }
 
-interface Item {
-  digest: string
-  mediaType: string
-  bytes: Buffer
-}
-
-const CHUNK = 64 * 1024
 const SERVICE = 'fault-registry'
 const SIGNATURE = 'c2lnbmVk'
 
 export async function startFaultServer(options: FaultServerOptions): Promise<FaultServer> {
-  const content = new Map<string, Item>()
+  const content = new Map<string, ServedItem>()
   const tags = new Map<string, string>()
   const faults: Fault[] = []
   const tokens = new Set<string>()
@@ -135,7 +112,7 @@ export async function startFaultServer(options: FaultServerOptions): Promise<Fau
     return !auth.rejectTokens && given?.startsWith('Bearer ') === true && tokens.has(given.slice(7))
   }
 
-  const registry = await listen(async (req, res, rec, url) => {
+  const registry = await listen(options.tls, async (req, res, rec, url) => {
     if (url.pathname === '/token') {
       rec.route = 'token'
       const fault = take('token', undefined)
@@ -157,7 +134,7 @@ export async function startFaultServer(options: FaultServerOptions): Promise<Fau
     if (!authorized(req)) {
       const challenge =
         auth?.scheme === 'bearer'
-          ? `Bearer realm="${registry.url}/token",service="${SERVICE}",scope="repository:${options.repository}:pull"`
+          ? `Bearer realm="${auth.realm ?? `${registry.url}/token`}",service="${SERVICE}",scope="repository:${options.repository}:pull"`
           : `Basic realm="${SERVICE}"`
       return sendError(res, 401, 'UNAUTHORIZED', 'authentication required', { 'www-authenticate': challenge })
     }
@@ -167,6 +144,7 @@ export async function startFaultServer(options: FaultServerOptions): Promise<Fau
     const target = m[3]!
     const fault = take(route, target)
     if (fault?.delayMs !== undefined && !(await pause(res, fault.delayMs))) return
+    if (fault?.hangUp !== undefined) return hangUp(res, fault.hangUp)
     if (fault?.status !== undefined) return sendError(res, fault.status, 'FAULT', 'injected', fault.headers)
     const item = content.get(route === 'manifests' ? (tags.get(target) ?? target) : target)
     if (item === undefined) {
@@ -189,7 +167,7 @@ export async function startFaultServer(options: FaultServerOptions): Promise<Fau
 
   const storage = !options.redirectBlobs
     ? undefined
-    : await listen(async (req, res, rec, url) => {
+    : await listen(options.tls, async (req, res, rec, url) => {
         rec.route = 'storage'
         const digest = /^\/blobs\/([^/]+)$/.exec(url.pathname)?.[1]
         const item = digest === undefined ? undefined : content.get(digest)
@@ -200,8 +178,10 @@ export async function startFaultServer(options: FaultServerOptions): Promise<Fau
       })
 
   return {
-    ...registry.origin,
-    storage: storage?.origin,
+    url: registry.url,
+    host: registry.host,
+    requests: registry.requests,
+    storage,
     put(bytes, mediaType = 'application/octet-stream', tag) {
       const data = Buffer.from(bytes)
       const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`
@@ -210,7 +190,7 @@ export async function startFaultServer(options: FaultServerOptions): Promise<Fau
       return { mediaType, digest, size: data.length }
     },
     fault: (fault) => void faults.push({ ...fault }),
-    count: (route) => registry.origin.requests.filter((r) => r.route === route).length,
+    count: (route) => registry.requests.filter((r) => r.route === route).length,
     async close() {
       await Promise.all([registry.close(), storage?.close()])
     },
@@ -229,14 +209,18 @@ export async function closedPort(): Promise<number> {
 
 type Handler = (req: IncomingMessage, res: ServerResponse, rec: RecordedRequest, url: URL) => Promise<void>
 
-async function listen(handler: Handler): Promise<{ origin: Origin; url: string; close(): Promise<void> }> {
+async function listen(
+  tls: FaultServerOptions['tls'],
+  handler: Handler,
+): Promise<Origin & { close(): Promise<void> }> {
   const requests: RecordedRequest[] = []
-  const server: Server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const rec: RecordedRequest = {
       method: req.method ?? '',
       path: req.url ?? '',
       route: 'other',
       headers: req.headers,
+      at: performance.now(),
       get status() {
         return res.headersSent ? res.statusCode : undefined
       },
@@ -248,15 +232,17 @@ async function listen(handler: Handler): Promise<{ origin: Origin; url: string; 
       rec.closed = true
     })
     handler(req, res, rec, new URL(req.url ?? '/', 'http://fault')).catch(() => res.destroy())
-  })
+  }
+  const server: Server = tls === undefined ? createServer(onRequest) : createHttpsServer(tls, onRequest)
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const { port } = server.address() as AddressInfo
   const host = `127.0.0.1:${port}`
-  const url = `http://${host}`
+  const url = `${tls === undefined ? 'http' : 'https'}://${host}`
   return {
-    origin: { url, host, requests },
     url,
+    host,
+    requests,
     async close() {
       server.closeAllConnections()
       await new Promise((resolve) => server.close(resolve))
@@ -264,110 +250,6 @@ async function listen(handler: Handler): Promise<{ origin: Origin; url: string; 
   }
 }
 
-/** Sends an item, applying a fault's body and framing changes. */
-async function serve(
-  req: IncomingMessage,
-  res: ServerResponse,
-  rec: RecordedRequest,
-  item: Item,
-  fault?: Fault,
-) {
-  let body = item.bytes
-  if (fault?.flipByte !== undefined) {
-    body = Buffer.from(body)
-    body[fault.flipByte] = (body[fault.flipByte] ?? 0) ^ 0xff
-  }
-  const length = fault?.filler ?? body.length
-  const chunked = fault?.chunked === true || !Number.isFinite(length)
-  res.writeHead(200, {
-    'content-type': item.mediaType,
-    'docker-content-digest': item.digest,
-    ...(chunked ? {} : { 'content-length': String(length) }),
-    // A lying or cut response leaves the connection in an unknown state: never reuse it.
-    ...(fault === undefined ? {} : { connection: 'close' }),
-    ...fault?.headers,
-  })
-  if (req.method === 'HEAD') return void res.end()
-  res.flushHeaders()
-  const part = (from: number, to: number) =>
-    fault?.filler === undefined ? body.subarray(from, to) : filler(to - from)
-  const cutAt = Math.min(fault?.cut?.after ?? Number.POSITIVE_INFINITY, length)
-  const stallAt = Math.min(fault?.stall?.after ?? Number.POSITIVE_INFINITY, cutAt)
-  if (!(await sendRange(res, rec, part, 0, stallAt))) return
-  if (fault?.stall !== undefined && stallAt < cutAt) {
-    if (!(await pause(res, fault.stall.ms)) || !(await sendRange(res, rec, part, stallAt, cutAt))) return
-  }
-  if (fault?.cut === undefined) return void res.end()
-  if (fault.cut.how === 'reset') res.socket?.resetAndDestroy()
-  else res.socket?.end()
-}
-
-/** Waits `ms`; false if the client left meanwhile. */
-async function pause(res: ServerResponse, ms: number): Promise<boolean> {
-  const gone = new AbortController()
-  const onClose = () => gone.abort()
-  res.once('close', onClose)
-  const stayed = await sleep(ms, true, { signal: gone.signal }).catch(() => false)
-  res.off('close', onClose)
-  return stayed
-}
-
-/** Writes bytes [from, to) in chunks, each handed to the kernel before the next; false if the client left. */
-async function sendRange(
-  res: ServerResponse,
-  rec: RecordedRequest,
-  part: (from: number, to: number) => Buffer,
-  from: number,
-  to: number,
-): Promise<boolean> {
-  for (let offset = from; offset < to; ) {
-    const end = Math.min(to, offset + CHUNK)
-    const written = await new Promise<boolean>((resolve) => {
-      const onClose = () => resolve(false)
-      res.once('close', onClose)
-      res.write(part(offset, end), (err) => {
-        res.off('close', onClose)
-        resolve(err == null && !res.destroyed)
-      })
-    })
-    if (!written) return false
-    offset = end
-    rec.bytesSent = offset
-  }
-  return true
-}
-
-const fillerChunk = Buffer.alloc(CHUNK, 0x20)
-
-function filler(n: number): Buffer {
-  return fillerChunk.subarray(0, n)
-}
-
 function basic(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`
-}
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  doc: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(doc)
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(text)),
-    ...headers,
-  })
-  res.end(text)
-}
-
-function sendError(
-  res: ServerResponse,
-  status: number,
-  code: string,
-  message: string,
-  headers?: Record<string, string>,
-) {
-  sendJson(res, status, { errors: [{ code, message }] }, headers)
 }

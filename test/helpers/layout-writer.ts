@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import type { Descriptor } from '../../src/manifest.js'
 import { MediaType } from '../../src/media-types.js'
@@ -54,41 +54,67 @@ export interface TestImage {
   layerBytes: Buffer
 }
 
-/** The bytes of a small image: a config, one gzipped layer holding `hello.txt`, a manifest. */
-export function imageBytes(text = 'hello'): {
-  config: Buffer
-  layer: Buffer
-  manifest: (c: Descriptor, l: Descriptor) => Buffer
-} {
+/** A small image in memory: a config, one gzipped layer holding `hello.txt`, a manifest. */
+export function makeImage(text = 'hello'): TestImage {
   const layerTar = tarOfFiles({ 'hello.txt': text })
-  const config = json({
+  const configBytes = json({
     architecture: 'amd64',
     os: 'linux',
     rootfs: { type: 'layers', diff_ids: [sha256(layerTar)] },
     config: {},
   })
+  const layerBytes = gzipSync(layerTar)
+  const config = describe(configBytes, MediaType.OciConfig)
+  const layer = describe(layerBytes, MediaType.OciLayerGzip)
+  const manifestBytes = json({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer] })
   return {
+    manifest: describe(manifestBytes, MediaType.OciManifest),
+    manifestBytes,
     config,
-    layer: gzipSync(layerTar),
-    manifest: (c, l) => json({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: c, layers: [l] }),
+    configBytes,
+    layer,
+    layerBytes,
   }
 }
 
 /** Writes the blobs of a small image into `layout` (no index.json). */
 export async function writeImage(layout: string, text = 'hello'): Promise<TestImage> {
-  const b = imageBytes(text)
-  const config = await writeBlob(layout, b.config, MediaType.OciConfig)
-  const layer = await writeBlob(layout, b.layer, MediaType.OciLayerGzip)
-  const manifestBytes = b.manifest(config, layer)
-  const manifest = await writeBlob(layout, manifestBytes, MediaType.OciManifest)
-  return { manifest, manifestBytes, config, configBytes: b.config, layer, layerBytes: b.layer }
+  const image = makeImage(text)
+  await writeBlob(layout, image.configBytes, MediaType.OciConfig)
+  await writeBlob(layout, image.layerBytes, MediaType.OciLayerGzip)
+  await writeBlob(layout, image.manifestBytes, MediaType.OciManifest)
+  return image
 }
 
 /** A complete layout with one image per tag; returns the images by tag. */
 export async function writeTaggedLayout(layout: string, tags: string[]): Promise<Record<string, TestImage>> {
-  const images: Record<string, TestImage> = {}
-  for (const tag of tags) images[tag] = await writeImage(layout, `hello from ${tag}`)
-  const manifests = tags.map((tag) => ({ ...images[tag]!.manifest, annotations: { [REF_NAME]: tag } }))
-  await writeLayoutFiles(layout, { schemaVersion: 2, manifests })
+  const { files, images } = memoryLayout(tags)
+  for (const [path, bytes] of Object.entries(files)) {
+    await mkdir(dirname(join(layout, path)), { recursive: true })
+    await writeFile(join(layout, path), bytes)
+  }
   return images
+}
+
+/** The files of a layout with one image per tag (path → bytes), e.g. to put in a tar. */
+export function memoryLayout(tags: string[]): {
+  files: Record<string, Buffer>
+  images: Record<string, TestImage>
+} {
+  const images: Record<string, TestImage> = {}
+  const files: Record<string, Buffer> = { 'oci-layout': json({ imageLayoutVersion: '1.0.0' }) }
+  for (const tag of tags) {
+    const image = makeImage(`hello from ${tag}`)
+    images[tag] = image
+    files[blobPath(image.config.digest)] = image.configBytes
+    files[blobPath(image.layer.digest)] = image.layerBytes
+    files[blobPath(image.manifest.digest)] = image.manifestBytes
+  }
+  const manifests = tags.map((tag) => ({ ...images[tag]!.manifest, annotations: { [REF_NAME]: tag } }))
+  files['index.json'] = json({ schemaVersion: 2, manifests })
+  return { files, images }
+}
+
+function describe(bytes: Buffer, mediaType: string): Descriptor {
+  return { mediaType, digest: sha256(bytes), size: bytes.length }
 }

@@ -21,7 +21,9 @@ describe('parseDigest', () => {
     `SHA256:${'0'.repeat(64)}`,
     `sha256:${'g'.repeat(64)}`,
     ` sha256:${'0'.repeat(64)}`,
-  ])('rejects %j', (d) => expect(() => parseDigest(d)).toThrow(expect.objectContaining({ code: 'ERR_DIGEST_INVALID' })))
+  ])('rejects %j', (d) =>
+    expect(() => parseDigest(d)).toThrow(expect.objectContaining({ code: 'ERR_DIGEST_INVALID' })),
+  )
 
   test('rejects non-strings', () => {
     expect(() => parseDigest(42)).toThrow(expect.objectContaining({ code: 'ERR_DIGEST_INVALID' }))
@@ -38,7 +40,9 @@ describe('VerifyStream', () => {
     })
 
   test('passes matching bytes', async () => {
-    await expect(run([data.subarray(0, 3), data.subarray(3)], { digest, size: data.length })).resolves.toBeUndefined()
+    await expect(
+      run([data.subarray(0, 3), data.subarray(3)], { digest, size: data.length }),
+    ).resolves.toBeUndefined()
   })
   test('passes with sha512', async () => {
     await expect(run([data], { digest: digestOf(data, 'sha512') })).resolves.toBeUndefined()
@@ -48,7 +52,10 @@ describe('VerifyStream', () => {
     ['short', [data.subarray(0, 5)], data.length, 'ERR_SIZE_MISMATCH'],
     ['long', [data, Buffer.from('x')], data.length, 'ERR_SIZE_MISMATCH'],
   ] as const)('%s fails', async (_name, chunks, size, code) => {
-    await expect(run([...chunks], { digest, size })).rejects.toMatchObject({ code, message: expect.stringMatching(/^blob x: /) })
+    await expect(run([...chunks], { digest, size })).rejects.toMatchObject({
+      code,
+      message: expect.stringMatching(/^blob x: /),
+    })
   })
   test('stops at the first byte past the size', async () => {
     let pulled = 0

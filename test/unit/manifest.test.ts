@@ -23,7 +23,12 @@ const ociIndex = {
   schemaVersion: 2,
   mediaType: MediaType.OciIndex,
   manifests: [
-    { mediaType: MediaType.OciManifest, digest: D1, size: 1, platform: { os: 'linux', architecture: 'arm', variant: 'v7' } },
+    {
+      mediaType: MediaType.OciManifest,
+      digest: D1,
+      size: 1,
+      platform: { os: 'linux', architecture: 'arm', variant: 'v7' },
+    },
   ],
 }
 const dockerList = { ...ociIndex, mediaType: MediaType.DockerManifestList }
@@ -34,7 +39,12 @@ describe('parseManifest', () => {
     ['docker v2s2', dockerManifest, 'manifest', MediaType.DockerManifest],
     ['oci index', ociIndex, 'index', MediaType.OciIndex],
     ['docker list', dockerList, 'index', MediaType.DockerManifestList],
-    ['oci manifest without mediaType', { ...ociManifest, mediaType: undefined }, 'manifest', MediaType.OciManifest],
+    [
+      'oci manifest without mediaType',
+      { ...ociManifest, mediaType: undefined },
+      'manifest',
+      MediaType.OciManifest,
+    ],
     ['oci index without mediaType', { ...ociIndex, mediaType: undefined }, 'index', MediaType.OciIndex],
   ])('%s', (_name, doc, kind, mediaType) => {
     const parsed = parseManifest(enc(doc))
@@ -45,7 +55,11 @@ describe('parseManifest', () => {
 
   test('keeps platform, annotations and urls', () => {
     const p = parseManifest(enc(ociIndex))
-    expect(p.kind === 'index' && p.index.manifests[0]?.platform).toEqual({ os: 'linux', architecture: 'arm', variant: 'v7' })
+    expect(p.kind === 'index' && p.index.manifests[0]?.platform).toEqual({
+      os: 'linux',
+      architecture: 'arm',
+      variant: 'v7',
+    })
   })
 
   test('uses the header media type when the document has none', () => {
@@ -58,11 +72,26 @@ describe('parseManifest', () => {
   const bad: [string, unknown, string, RegExp][] = [
     ['not JSON', '{', 'ERR_MANIFEST_INVALID', /not valid JSON/],
     ['an array', [], 'ERR_MANIFEST_INVALID', /\(document\): want an object/],
-    ['no schemaVersion', { ...ociManifest, schemaVersion: undefined }, 'ERR_MANIFEST_INVALID', /schemaVersion: missing/],
+    [
+      'no schemaVersion',
+      { ...ociManifest, schemaVersion: undefined },
+      'ERR_MANIFEST_INVALID',
+      /schemaVersion: missing/,
+    ],
     ['schema 1', { ...ociManifest, schemaVersion: 1 }, 'ERR_MANIFEST_UNSUPPORTED', /schema 1/],
-    ['schema 3', { ...ociManifest, schemaVersion: 3 }, 'ERR_MANIFEST_UNSUPPORTED', /schemaVersion: unsupported value 3/],
+    [
+      'schema 3',
+      { ...ociManifest, schemaVersion: 3 },
+      'ERR_MANIFEST_UNSUPPORTED',
+      /schemaVersion: unsupported value 3/,
+    ],
     ['schema "2"', { ...ociManifest, schemaVersion: '2' }, 'ERR_MANIFEST_UNSUPPORTED', /schemaVersion/],
-    ['unknown media type', { ...ociManifest, mediaType: 'text/html' }, 'ERR_MANIFEST_UNSUPPORTED', /mediaType/],
+    [
+      'unknown media type',
+      { ...ociManifest, mediaType: 'text/html' },
+      'ERR_MANIFEST_UNSUPPORTED',
+      /mediaType/,
+    ],
     ['no config', { ...ociManifest, config: undefined }, 'ERR_MANIFEST_INVALID', /config: missing/],
     ['no layers', { ...ociManifest, layers: undefined }, 'ERR_MANIFEST_INVALID', /layers: missing/],
     ['layers not array', { ...ociManifest, layers: {} }, 'ERR_MANIFEST_INVALID', /layers: want an array/],
@@ -96,11 +125,24 @@ describe('parseManifest', () => {
       'ERR_MANIFEST_INVALID',
       /annotations\.a: want a string/,
     ],
-    ['index with layers', { ...ociIndex, layers: [] }, 'ERR_MANIFEST_INVALID', /must not have config or layers/],
-    ['manifest with manifests', { ...ociManifest, manifests: [] }, 'ERR_MANIFEST_INVALID', /must not have manifests/],
+    [
+      'index with layers',
+      { ...ociIndex, layers: [] },
+      'ERR_MANIFEST_INVALID',
+      /must not have config or layers/,
+    ],
+    [
+      'manifest with manifests',
+      { ...ociManifest, manifests: [] },
+      'ERR_MANIFEST_INVALID',
+      /must not have manifests/,
+    ],
     [
       'platform missing os',
-      { ...ociIndex, manifests: [{ mediaType: 'x', digest: D1, size: 1, platform: { architecture: 'amd64' } }] },
+      {
+        ...ociIndex,
+        manifests: [{ mediaType: 'x', digest: D1, size: 1, platform: { architecture: 'amd64' } }],
+      },
       'ERR_MANIFEST_INVALID',
       /manifests\[0\]\.platform\.os: missing/,
     ],

@@ -31,12 +31,20 @@ describe('normalizePlatform', () => {
   })
 
   test('amd64 v1 is plain amd64', () => {
-    expect(normalizePlatform({ os: 'linux', architecture: 'amd64', variant: 'v1' })).toEqual({ os: 'linux', architecture: 'amd64' })
+    expect(normalizePlatform({ os: 'linux', architecture: 'amd64', variant: 'v1' })).toEqual({
+      os: 'linux',
+      architecture: 'amd64',
+    })
   })
 })
 
 describe('matchPlatform', () => {
-  const multi = [entry('linux/amd64', 1), entry('linux/arm64/v8', 2), entry('linux/arm/v7', 3), entry('linux/arm/v6', 4)]
+  const multi = [
+    entry('linux/amd64', 1),
+    entry('linux/arm64/v8', 2),
+    entry('linux/arm/v7', 3),
+    entry('linux/arm/v6', 4),
+  ]
   const cases: [string, Descriptor[], string, number | undefined][] = [
     ['exact amd64', multi, 'linux/amd64', 1],
     ['arm64 defaults to v8', multi, 'linux/arm64', 2],
@@ -49,16 +57,28 @@ describe('matchPlatform', () => {
     ['arm/v6 never takes v7', [entry('linux/arm/v7', 3)], 'linux/arm/v6', undefined],
     ['arm64 entry without variant', [entry('linux/arm64', 2)], 'linux/arm64/v8', 2],
     ['arm entry without variant is v7', [entry('linux/arm', 3)], 'linux/arm/v7', 3],
-    ['prefers exact variant over ladder', [entry('linux/arm/v5', 5), entry('linux/arm/v7', 3)], 'linux/arm/v7', 3],
+    [
+      'prefers exact variant over ladder',
+      [entry('linux/arm/v5', 5), entry('linux/arm/v7', 3)],
+      'linux/arm/v7',
+      3,
+    ],
     ['os must match', [entry('windows/amd64', 1)], 'linux/amd64', undefined],
     ['first of equals wins', [entry('linux/amd64', 1), entry('linux/amd64', 6)], 'linux/amd64', 1],
     ['amd64 accepts a variant entry', [entry('linux/amd64/v3', 7)], 'linux/amd64', 7],
     ['amd64 prefers no variant', [entry('linux/amd64/v3', 7), entry('linux/amd64', 1)], 'linux/amd64', 1],
-    ['unknown/unknown attestation skipped', [entry('unknown/unknown', 8), entry('linux/amd64', 1)], 'linux/amd64', 1],
+    [
+      'unknown/unknown attestation skipped',
+      [entry('unknown/unknown', 8), entry('linux/amd64', 1)],
+      'linux/amd64',
+      1,
+    ],
   ]
   test.each(cases)('%s', (_name, manifests, wanted, want) => {
     const got = matchPlatform(manifests, parsePlatform(wanted))
-    expect(got?.digest).toBe(want === undefined ? undefined : manifests.find((m) => m.digest.startsWith(`sha256:${want}`))?.digest)
+    expect(got?.digest).toBe(
+      want === undefined ? undefined : manifests.find((m) => m.digest.startsWith(`sha256:${want}`))?.digest,
+    )
   })
 })
 
@@ -73,7 +93,11 @@ describe('chooseFromIndex', () => {
     )
   })
   test('takes a lone entry without a platform', () => {
-    const lone = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'9'.repeat(64)}`, size: 1 }
+    const lone = {
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: `sha256:${'9'.repeat(64)}`,
+      size: 1,
+    }
     expect(chooseFromIndex([lone], parsePlatform('linux/arm64'), 'x')).toBe(lone)
   })
 })

@@ -2,9 +2,22 @@ import { mkdir, open, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { isOcipullError } from '../../src/errors.js'
-import { findTarFile, indexTar, normalizeTarPath, openTarArchive, type TarIndex } from '../../src/sources/tar-index.js'
+import {
+  findTarFile,
+  indexTar,
+  normalizeTarPath,
+  openTarArchive,
+  type TarIndex,
+} from '../../src/sources/tar-index.js'
 import { assertCommands, run, shouldRunWith } from '../helpers/image-tools.js'
-import { buildTar, gnuLongName, paxHeader, type TarEntrySpec, tarEntry, tarHeader } from '../helpers/tar-builder.js'
+import {
+  buildTar,
+  gnuLongName,
+  paxHeader,
+  type TarEntrySpec,
+  tarEntry,
+  tarHeader,
+} from '../helpers/tar-builder.js'
 import { makeTempDir, removeTempDirs } from '../helpers/temp-dirs.js'
 
 let dir: string
@@ -39,20 +52,80 @@ const long = `${'d'.repeat(60)}/${'e'.repeat(60)}/${'f'.repeat(60)}.txt`
 
 describe('indexTar: formats', () => {
   test.each<[string, TarEntrySpec[], Record<string, string>]>([
-    ['ustar', [{ name: 'a.txt', data: 'alpha' }, { name: 'dir/', type: '5' }, { name: 'dir/b', data: 'beta' }], { 'a.txt': 'alpha', 'dir/b': 'beta' }],
-    ['./ prefix and doubled slashes', [{ name: './', type: '5' }, { name: './x//y', data: 'xy' }], { 'x/y': 'xy' }],
+    [
+      'ustar',
+      [
+        { name: 'a.txt', data: 'alpha' },
+        { name: 'dir/', type: '5' },
+        { name: 'dir/b', data: 'beta' },
+      ],
+      { 'a.txt': 'alpha', 'dir/b': 'beta' },
+    ],
+    [
+      './ prefix and doubled slashes',
+      [
+        { name: './', type: '5' },
+        { name: './x//y', data: 'xy' },
+      ],
+      { 'x/y': 'xy' },
+    ],
     ['v7 header without magic', [{ name: 'old', data: 'v7', magic: 'v7' }], { old: 'v7' }],
-    ['v7 directory as a regular file ending in /', [{ name: 'd/', magic: 'v7' }, { name: 'd/f', data: '1' }], { 'd/f': '1' }],
-    ['ustar prefix field', [{ name: 'name.txt', prefix: 'some/long/prefix', data: 'p' }], { 'some/long/prefix/name.txt': 'p' }],
-    ['gnu magic ignores the prefix area', [{ name: 'g.txt', prefix: 'junk', magic: 'gnu', data: 'g' }], { 'g.txt': 'g' }],
-    ['GNU long name (L)', [gnuLongName(long), { name: long.slice(0, 99), data: 'long', magic: 'gnu' }], { [long]: 'long' }],
-    ['PAX path', [paxHeader({ path: long, mtime: '1.5' }), { name: 'short', data: 'pax' }], { [long]: 'pax' }],
-    ['PAX size overrides the header size', [paxHeader({ size: '3' }), { name: 's', data: 'abc', headerSize: 0 }, { name: 't', data: 'T' }], { s: 'abc', t: 'T' }],
-    ['PAX beats GNU long name', [gnuLongName('from-L'), paxHeader({ path: 'from-pax' }), { name: 'h', data: '!' }], { 'from-pax': '!' }],
+    [
+      'v7 directory as a regular file ending in /',
+      [
+        { name: 'd/', magic: 'v7' },
+        { name: 'd/f', data: '1' },
+      ],
+      { 'd/f': '1' },
+    ],
+    [
+      'ustar prefix field',
+      [{ name: 'name.txt', prefix: 'some/long/prefix', data: 'p' }],
+      { 'some/long/prefix/name.txt': 'p' },
+    ],
+    [
+      'gnu magic ignores the prefix area',
+      [{ name: 'g.txt', prefix: 'junk', magic: 'gnu', data: 'g' }],
+      { 'g.txt': 'g' },
+    ],
+    [
+      'GNU long name (L)',
+      [gnuLongName(long), { name: long.slice(0, 99), data: 'long', magic: 'gnu' }],
+      { [long]: 'long' },
+    ],
+    [
+      'PAX path',
+      [paxHeader({ path: long, mtime: '1.5' }), { name: 'short', data: 'pax' }],
+      { [long]: 'pax' },
+    ],
+    [
+      'PAX size overrides the header size',
+      [paxHeader({ size: '3' }), { name: 's', data: 'abc', headerSize: 0 }, { name: 't', data: 'T' }],
+      { s: 'abc', t: 'T' },
+    ],
+    [
+      'PAX beats GNU long name',
+      [gnuLongName('from-L'), paxHeader({ path: 'from-pax' }), { name: 'h', data: '!' }],
+      { 'from-pax': '!' },
+    ],
     ['base-256 size', [{ name: 'b256', data: 'hello', base256Size: true }], { b256: 'hello' }],
     ['contiguous file (7)', [{ name: 'c', type: '7', data: 'cc' }], { c: 'cc' }],
-    ['empty file and exact block sizes', [{ name: 'e', data: '' }, { name: 'k', data: 'k'.repeat(512) }], { e: '', k: 'k'.repeat(512) }],
-    ['global PAX header is skipped', [{ name: 'g', type: 'g', data: '9 a=bcd\n' }, { name: 'after', data: 'A' }], { after: 'A' }],
+    [
+      'empty file and exact block sizes',
+      [
+        { name: 'e', data: '' },
+        { name: 'k', data: 'k'.repeat(512) },
+      ],
+      { e: '', k: 'k'.repeat(512) },
+    ],
+    [
+      'global PAX header is skipped',
+      [
+        { name: 'g', type: 'g', data: '9 a=bcd\n' },
+        { name: 'after', data: 'A' },
+      ],
+      { after: 'A' },
+    ],
   ])('%s', async (_name, specs, want) => {
     const bytes = buildTar(specs)
     expect(filesOf(await indexBytes(bytes), bytes)).toEqual(want)
@@ -81,7 +154,13 @@ describe('indexTar: formats', () => {
 
   test('reads only headers, never file contents', async () => {
     const big = Buffer.alloc(4 * 1024 * 1024, 7)
-    const path = await writeTar(buildTar([{ name: 'big1', data: big }, { name: 'big2', data: big }, { name: 'small', data: 's' }]))
+    const path = await writeTar(
+      buildTar([
+        { name: 'big1', data: big },
+        { name: 'big2', data: big },
+        { name: 'small', data: 's' },
+      ]),
+    )
     const handle = await open(path, 'r')
     let bytesRead = 0
     const counting = new Proxy(handle, {
@@ -107,35 +186,98 @@ describe('indexTar: formats', () => {
 describe('indexTar: hostile archives', () => {
   const ok: TarEntrySpec = { name: 'ok', data: 'fine' }
   test.each<[string, Buffer, RegExp]>([
-    ['bad checksum', buildTar([ok, { name: 'evil', data: 'x', badChecksum: true }]), /offset 1024: checksum mismatch/],
-    ['checksum field not octal', (() => {
-      const b = buildTar([ok])
-      b.write('zzzzzz', 148, 'latin1')
-      return b
-    })(), /checksum field is not octal/],
-    ['size field not a number', (() => {
-      const b = buildTar([ok])
-      b.write('9999', 124, 'latin1')
-      return b
-    })(), /checksum mismatch|size field/],
-    ['size past EOF', buildTar([{ name: 'huge', data: 'x', headerSize: 1e9 }], { end: false }), /"huge" of 1000000000 bytes runs past the end/],
+    [
+      'bad checksum',
+      buildTar([ok, { name: 'evil', data: 'x', badChecksum: true }]),
+      /offset 1024: checksum mismatch/,
+    ],
+    [
+      'checksum field not octal',
+      (() => {
+        const b = buildTar([ok])
+        b.write('zzzzzz', 148, 'latin1')
+        return b
+      })(),
+      /checksum field is not octal/,
+    ],
+    [
+      'size field not a number',
+      (() => {
+        const b = buildTar([ok])
+        b.write('9999', 124, 'latin1')
+        return b
+      })(),
+      /checksum mismatch|size field/,
+    ],
+    [
+      'size past EOF',
+      buildTar([{ name: 'huge', data: 'x', headerSize: 1e9 }], { end: false }),
+      /"huge" of 1000000000 bytes runs past the end/,
+    ],
     ['data missing its padding', tarEntry({ name: 'p', data: 'abc' }).subarray(0, 515), /runs past the end/],
-    ['truncated header', Buffer.concat([tarEntry(ok), tarHeader(ok).subarray(0, 100)]), /truncated: 100 bytes left/],
-    ['absolute name', buildTar([{ name: '/etc/passwd', data: 'x' }]), /"\/etc\/passwd" is absolute or contains/],
+    [
+      'truncated header',
+      Buffer.concat([tarEntry(ok), tarHeader(ok).subarray(0, 100)]),
+      /truncated: 100 bytes left/,
+    ],
+    [
+      'absolute name',
+      buildTar([{ name: '/etc/passwd', data: 'x' }]),
+      /"\/etc\/passwd" is absolute or contains/,
+    ],
     ['dot-dot name', buildTar([{ name: 'a/../../b', data: 'x' }]), /"a\/..\/..\/b" is absolute or contains/],
     ['dot-dot via PAX', buildTar([paxHeader({ path: '../escape' }), ok]), /"..\/escape" is absolute/],
     ['duplicate path', buildTar([ok, { name: './ok', data: 'other' }]), /ok: occurs more than once/],
-    ['file over a directory', buildTar([{ name: 'd', type: '5' }, { name: 'd', data: 'x' }]), /d: occurs more than once/],
+    [
+      'file over a directory',
+      buildTar([
+        { name: 'd', type: '5' },
+        { name: 'd', data: 'x' },
+      ]),
+      /d: occurs more than once/,
+    ],
     ['GNU sparse entry', buildTar([{ name: 'sp', type: 'S', data: 'x' }]), /sparse files are not supported/],
-    ['PAX sparse keys', buildTar([paxHeader({ 'GNU.sparse.major': '1' }), ok]), /sparse files are not supported/],
-    ['malformed PAX record', buildTar([{ name: 'x', type: 'x', data: '99 path=x\n' }, ok]), /malformed pax record at byte 0/],
-    ['PAX record without =', buildTar([{ name: 'x', type: 'x', data: '8 path\n\n' }, ok]), /malformed pax record/],
+    [
+      'PAX sparse keys',
+      buildTar([paxHeader({ 'GNU.sparse.major': '1' }), ok]),
+      /sparse files are not supported/,
+    ],
+    [
+      'malformed PAX record',
+      buildTar([{ name: 'x', type: 'x', data: '99 path=x\n' }, ok]),
+      /malformed pax record at byte 0/,
+    ],
+    [
+      'PAX record without =',
+      buildTar([{ name: 'x', type: 'x', data: '8 path\n\n' }, ok]),
+      /malformed pax record/,
+    ],
     ['PAX size not a number', buildTar([paxHeader({ size: '-1' }), ok]), /pax size "-1" is not valid/],
-    ['PAX size past EOF', buildTar([paxHeader({ size: '999999' }), ok]), /"ok" of 999999 bytes runs past the end/],
-    ['oversized long name', buildTar([{ name: 'L', type: 'L', data: 'n'.repeat(70_000) }, ok]), /long name of 70000 bytes exceeds/],
-    ['metadata header loop', buildTar([...Array.from({ length: 9 }, () => paxHeader({ a: 'b' })), ok]), /more than 8 metadata headers in a row/],
-    ['archive ends after a metadata header', buildTar([ok, gnuLongName('dangling')]), /end of archive after a metadata header/],
-    ['EOF after a metadata header', buildTar([ok, gnuLongName('dangling')], { end: false }), /archive ends after a metadata header/],
+    [
+      'PAX size past EOF',
+      buildTar([paxHeader({ size: '999999' }), ok]),
+      /"ok" of 999999 bytes runs past the end/,
+    ],
+    [
+      'oversized long name',
+      buildTar([{ name: 'L', type: 'L', data: 'n'.repeat(70_000) }, ok]),
+      /long name of 70000 bytes exceeds/,
+    ],
+    [
+      'metadata header loop',
+      buildTar([...Array.from({ length: 9 }, () => paxHeader({ a: 'b' })), ok]),
+      /more than 8 metadata headers in a row/,
+    ],
+    [
+      'archive ends after a metadata header',
+      buildTar([ok, gnuLongName('dangling')]),
+      /end of archive after a metadata header/,
+    ],
+    [
+      'EOF after a metadata header',
+      buildTar([ok, gnuLongName('dangling')], { end: false }),
+      /archive ends after a metadata header/,
+    ],
     ['empty file name', buildTar([{ name: '.', data: 'x' }]), /"\." is empty/],
   ])('%s', async (_name, bytes, message) => {
     const err = await indexBytes(bytes).catch((e: unknown) => e)
@@ -151,13 +293,19 @@ describe('indexTar: hostile archives', () => {
   })
 
   test('refuses what is not a regular file, and reports a missing file', async () => {
-    await expect(openTarArchive(dir, { what: 'dir.tar' })).rejects.toMatchObject({ code: 'ERR_SOURCE_INVALID' })
-    await expect(openTarArchive(join(dir, 'nope.tar'), { what: 'nope.tar' })).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' })
+    await expect(openTarArchive(dir, { what: 'dir.tar' })).rejects.toMatchObject({
+      code: 'ERR_SOURCE_INVALID',
+    })
+    await expect(openTarArchive(join(dir, 'nope.tar'), { what: 'nope.tar' })).rejects.toMatchObject({
+      code: 'ERR_NOT_FOUND',
+    })
   })
 
   test('honours an aborted signal', async () => {
     const path = await writeTar(buildTar([{ name: 'a', data: 'A' }]))
-    await expect(openTarArchive(path, { what: 'a.tar', signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ERR_ABORTED' })
+    await expect(openTarArchive(path, { what: 'a.tar', signal: AbortSignal.abort() })).rejects.toMatchObject({
+      code: 'ERR_ABORTED',
+    })
   })
 })
 
