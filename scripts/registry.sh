@@ -13,6 +13,9 @@
 #                    signing with token/signing.key whose chain roots in token/ca.crt (the
 #                    registry's rootcertbundle). Without it the registry still answers with
 #                    401 + WWW-Authenticate: Bearer challenges, but no token can be obtained.
+#   mtls       5105  HTTPS (CA generated here) + mutual TLS: the registry requires a client
+#                    certificate signed by tls/client-ca.crt (its http.tls.clientcas); the script
+#                    generates one, certs/client.cert + certs/client.key. No other auth.
 #
 # Commands:
 #   start MODE [PORT]   generate config/certs if needed, (re)start, wait until /v2/ answers
@@ -30,9 +33,10 @@
 #
 # State: ${OCIPULL_RIG_DIR:-<repo>/.cache/rig}/MODE/ (or --root DIR), containing
 #   config.yml registry.log registry.pid port storage/ auth.json leases/
-#   certs/ca.crt (a --cert-dir for skopeo: only the CA) tls/{ca.key,server.crt,server.key}
+#   certs/ca.crt (a --cert-dir for skopeo: the CA, and in mtls mode client.cert + client.key)
+#   tls/{ca.key,server.crt,server.key}   tls/{client-ca.crt,client-ca.key} (mtls)
 #   htpasswd (tls-basic)   token/{ca.crt,ca.key,signing.key,signing.crt} (token)
-# Env: OCIPULL_RIG_DIR; OCIPULL_RIG_PORT_BASE (default 5100: ports are BASE+1..BASE+4);
+# Env: OCIPULL_RIG_DIR; OCIPULL_RIG_PORT_BASE (default 5100: ports are BASE+1..BASE+5);
 #      OCIPULL_RIG_TOKEN_PORT (default BASE+4); OCIPULL_RIG_PORT_WAIT (seconds to wait for a busy
 #      port, default 60)
 set -euo pipefail
@@ -65,7 +69,8 @@ default_port() {
   http) echo $((PORT_BASE + 1)) ;;
   tls-basic) echo $((PORT_BASE + 2)) ;;
   token) echo $((PORT_BASE + 3)) ;;
-  *) die "unknown mode '$1' (http, tls-basic, token)" ;;
+  mtls) echo $((PORT_BASE + 5)) ;; # BASE+4 is the token server's
+  *) die "unknown mode '$1' (http, tls-basic, token, mtls)" ;;
   esac
 }
 
@@ -87,6 +92,9 @@ set_mode() {
   HTPASSWD="$STATE/htpasswd"
   AUTH_FILE="$STATE/auth.json"
   TOKEN_DIR="$STATE/token"
+  CLIENT_CA_FILE="$TLS_DIR/client-ca.crt"
+  CLIENT_CERT="$CA_DIR/client.cert"
+  CLIENT_KEY="$CA_DIR/client.key"
   case $MODE in
   http) SCHEME=http ;;
   *) SCHEME=https ;;
@@ -148,6 +156,19 @@ gen_token_keys() {
   fi
 }
 
+# mtls: a CA for client certificates (the registry's clientcas) and one client certificate, named
+# so that certs/ is a complete skopeo --cert-dir (*.crt: CAs; NAME.cert + NAME.key: client pair).
+gen_client_cert() {
+  need openssl openssl
+  mkdir -p "$CA_DIR" "$TLS_DIR"
+  if ! cert_ok "$CLIENT_CA_FILE" || ! cert_ok "$CLIENT_CERT" || [[ ! -s $CLIENT_KEY ]]; then
+    log "$MODE: generating client CA and client certificate"
+    gen_ca "$TLS_DIR/client-ca.key" "$CLIENT_CA_FILE" "ocipull test client CA ($MODE)"
+    sign_leaf "$TLS_DIR/client-ca.key" "$CLIENT_CA_FILE" "$CLIENT_KEY" "$CLIENT_CERT" 'ocipull test client' \
+      'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n'
+  fi
+}
+
 write_auth_file() { # PORT
   local b64
   b64=$(printf '%s:%s' "$USERNAME" "$PASSWORD" | base64 -w0)
@@ -160,6 +181,11 @@ write_config() { # PORT
     tls="  tls:
     certificate: $TLS_DIR/server.crt
     key: $TLS_DIR/server.key"
+  fi
+  if [[ $MODE == mtls ]]; then
+    tls+="
+    clientcas:
+      - $CLIENT_CA_FILE"
   fi
   case $MODE in
   tls-basic)
@@ -224,6 +250,11 @@ do_init() { # [PORT]
     gen_token_keys
     write_auth_file "$port"
     ;;
+  mtls)
+    gen_tls
+    gen_client_cert
+    rm -f "$AUTH_FILE"
+    ;;
   http) rm -f "$AUTH_FILE" ;;
   esac
   write_config "$port"
@@ -247,10 +278,11 @@ running_pid() { # prints the pid if our registry process for this mode is alive
 probe() { # PORT -> prints the HTTP status of GET /v2/ (000 if unreachable)
   local args=(-s -o /dev/null -w '%{http_code}' --max-time 2)
   if [[ $SCHEME == https ]]; then args+=(--cacert "$CA_FILE"); fi
+  if [[ $MODE == mtls ]]; then args+=(--cert "$CLIENT_CERT" --key "$CLIENT_KEY"); fi
   curl "${args[@]}" "$SCHEME://127.0.0.1:$1/v2/" 2>/dev/null || true
 }
 
-expected_status() { if [[ $MODE == http ]]; then echo 200; else echo 401; fi; }
+expected_status() { case $MODE in http | mtls) echo 200 ;; *) echo 401 ;; esac; }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -399,7 +431,10 @@ cmd_env() {
   if [[ $SCHEME == https ]]; then
     kv+=(CA_FILE "$CA_FILE" CERT_DIR "$CA_DIR" SERVER_CERT "$TLS_DIR/server.crt" SERVER_KEY "$TLS_DIR/server.key")
   fi
-  if [[ $MODE != http ]]; then
+  if [[ $MODE == mtls ]]; then
+    kv+=(CLIENT_CA_FILE "$CLIENT_CA_FILE" CLIENT_CERT "$CLIENT_CERT" CLIENT_KEY "$CLIENT_KEY")
+  fi
+  if [[ $MODE == tls-basic || $MODE == token ]]; then
     kv+=(USERNAME "$USERNAME" PASSWORD "$PASSWORD" AUTH_FILE "$AUTH_FILE")
   fi
   if [[ $MODE == token ]]; then

@@ -28,6 +28,14 @@ export const ErrorCodes = [
   'ERR_CONNECTION',
   'ERR_TIMEOUT',
   'ERR_CREDENTIALS',
+  // layers, unpacking and bundles
+  'ERR_LAYER_INVALID',
+  'ERR_MEDIA_TYPE_UNSUPPORTED',
+  'ERR_MEDIA_TYPE_MISMATCH',
+  'ERR_PATH_UNSAFE',
+  'ERR_LIMIT_EXCEEDED',
+  'ERR_IMAGE_UNSUPPORTED',
+  'ERR_USER_INVALID',
   'ERR_ABORTED',
 ] as const
 

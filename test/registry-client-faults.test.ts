@@ -3,23 +3,24 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { digestOf } from '../src/digest.js'
-import { isOcipullError, type OcipullError } from '../src/errors.js'
 import type { Descriptor } from '../src/manifest.js'
 import { MediaType } from '../src/media-types.js'
 import { parseReference, type Reference } from '../src/reference.js'
 import { type CredentialStore, staticCredentials } from '../src/registry/credentials.js'
 import { RegistryClient, type RegistryClientOptions } from '../src/registry/registry-client.js'
 import { registrySource } from '../src/registry/registry-source.js'
+import { expectFailure } from './helpers/failure.js'
 import {
   closedPort,
   type FaultServer,
   type FaultServerOptions,
   startFaultServer,
 } from './helpers/fault-server.js'
+import { hasTool } from './rig/index.js'
 
 const REPO = 'faults/app'
 const LAYER_SIZE = 300_000
@@ -69,22 +70,6 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(chunks)
 }
 
-/** Awaits `work`, which must fail with an OcipullError of `code` whose message names every fragment. */
-async function failure(work: Promise<unknown>, code: string, ...fragments: string[]): Promise<OcipullError> {
-  const err = await work.then(
-    (value) => {
-      if (value instanceof Readable) value.destroy() // an unread body would keep the client from closing
-      return undefined
-    },
-    (e: unknown) => e,
-  )
-  expect(err, 'expected a failure').toBeDefined()
-  if (!isOcipullError(err)) throw err
-  expect({ code: err.code, message: err.message }).toMatchObject({ code })
-  for (const fragment of fragments) expect(err.message).toContain(fragment)
-  return err
-}
-
 const withUser = (server: FaultServer): RegistryClientOptions => ({
   credentials: staticCredentials(server.host, USER),
 })
@@ -120,14 +105,14 @@ describe('RegistryClient against a faulty registry: blobs', () => {
   ] as const)('a $framing-framed body cut by $how → $code', async ({ how, framing, code, detail }) => {
     const s = await setup()
     s.server.fault({ route: 'blobs', cut: { after: 100_000, how }, framing })
-    const err = await failure(fetchBlob(s), code, REPO, short(s.layer), detail)
+    const err = await expectFailure(fetchBlob(s), code, REPO, short(s.layer), detail)
     expect(err.retryable).toBe(true)
   })
 
   test('a complete chunked body shorter than the descriptor is ERR_SIZE_MISMATCH', async () => {
     const s = await setup()
     s.server.fault({ route: 'blobs', filler: 1000, framing: 'chunked' })
-    await failure(
+    await expectFailure(
       fetchBlob(s),
       'ERR_SIZE_MISMATCH',
       REPO,
@@ -167,7 +152,7 @@ describe('RegistryClient against a faulty registry: blobs', () => {
     stream.on('end', () => {
       ended = true
     })
-    await failure(
+    await expectFailure(
       new Promise((resolve, reject) => stream.on('error', reject).on('close', resolve)),
       'ERR_DIGEST_MISMATCH',
       REPO,
@@ -180,7 +165,7 @@ describe('RegistryClient against a faulty registry: blobs', () => {
   test('a chunked body longer than the descriptor fails with ERR_SIZE_MISMATCH without reading it all', async () => {
     const s = await setup()
     s.server.fault({ route: 'blobs', filler: Number.POSITIVE_INFINITY })
-    await failure(fetchBlob(s), 'ERR_SIZE_MISMATCH', REPO, short(s.layer), `${LAYER_SIZE}`)
+    await expectFailure(fetchBlob(s), 'ERR_SIZE_MISMATCH', REPO, short(s.layer), `${LAYER_SIZE}`)
     const rec = s.server.requests.find((r) => r.route === 'blobs')!
     await expect.poll(() => rec.closed).toBe(true)
     expect(rec.bytesSent).toBeLessThan(32 * 1024 * 1024)
@@ -192,13 +177,19 @@ describe('RegistryClient against a faulty registry: blobs', () => {
   ])('a $name Content-Length fails with ERR_SIZE_MISMATCH before the body is read', async ({ length }) => {
     const s = await setup()
     s.server.fault({ route: 'blobs', headers: { 'content-length': String(length) } })
-    await failure(s.client.getBlob(s.ref, s.layer), 'ERR_SIZE_MISMATCH', REPO, short(s.layer), String(length))
+    await expectFailure(
+      s.client.getBlob(s.ref, s.layer),
+      'ERR_SIZE_MISMATCH',
+      REPO,
+      short(s.layer),
+      String(length),
+    )
   })
 
   test('a missing blob is ERR_NOT_FOUND', async () => {
     const s = await setup()
     const missing = { ...s.layer, digest: digestOf(Buffer.from('nope')) }
-    await failure(s.client.getBlob(s.ref, missing), 'ERR_NOT_FOUND', REPO, short(missing))
+    await expectFailure(s.client.getBlob(s.ref, missing), 'ERR_NOT_FOUND', REPO, short(missing))
   })
 })
 
@@ -207,14 +198,20 @@ describe('RegistryClient against a faulty registry: manifests', () => {
     const s = await setup()
     const other = digestOf(Buffer.from('other'))
     s.server.fault({ route: 'manifests', headers: { 'docker-content-digest': other } })
-    await failure(s.client.getManifest(s.ref), 'ERR_DIGEST_MISMATCH', REPO, 'Docker-Content-Digest', other)
+    await expectFailure(
+      s.client.getManifest(s.ref),
+      'ERR_DIGEST_MISMATCH',
+      REPO,
+      'Docker-Content-Digest',
+      other,
+    )
   })
 
   test('a manifest fetched by digest whose bytes differ is ERR_DIGEST_MISMATCH', async () => {
     const s = await setup()
     s.server.fault({ route: 'manifests', flipByte: 20 })
     const source = registrySource(s.ref, { client: s.client })
-    await failure(
+    await expectFailure(
       source.manifest({ digest: s.manifest.digest }),
       'ERR_DIGEST_MISMATCH',
       REPO,
@@ -230,7 +227,7 @@ describe('RegistryClient against a faulty registry: manifests', () => {
   ] as const)('an oversized manifest ($name) is ERR_MANIFEST_TOO_LARGE', async ({ fault }) => {
     const s = await setup()
     s.server.fault({ route: 'manifests', ...fault })
-    await failure(s.client.getManifest(s.ref), 'ERR_MANIFEST_TOO_LARGE', REPO, String(4 * 1024 * 1024))
+    await expectFailure(s.client.getManifest(s.ref), 'ERR_MANIFEST_TOO_LARGE', REPO, String(4 * 1024 * 1024))
     const rec = s.server.requests.find((r) => r.route === 'manifests')!
     await expect.poll(() => rec.closed).toBe(true)
     expect(rec.bytesSent).toBeLessThan(32 * 1024 * 1024)
@@ -238,7 +235,7 @@ describe('RegistryClient against a faulty registry: manifests', () => {
 
   test('a missing tag is ERR_NOT_FOUND', async () => {
     const s = await setup()
-    await failure(s.client.getManifest({ ...s.ref, tag: 'v2' }), 'ERR_NOT_FOUND', REPO, 'v2')
+    await expectFailure(s.client.getManifest({ ...s.ref, tag: 'v2' }), 'ERR_NOT_FOUND', REPO, 'v2')
   })
 })
 
@@ -254,7 +251,7 @@ describe('RegistryClient against a faulty registry: manifest bodies cut short', 
   test('a manifest body cut every time fails with ERR_CONNECTION after 3 tries', async () => {
     const s = await setup()
     s.server.fault({ route: 'manifests', cut: { after: 20, how: 'end' } })
-    await failure(s.client.getManifest(s.ref), 'ERR_CONNECTION', REPO)
+    await expectFailure(s.client.getManifest(s.ref), 'ERR_CONNECTION', REPO)
     expect(s.server.count('manifests')).toBe(3)
   })
 })
@@ -282,7 +279,12 @@ describe('RegistryClient against a faulty registry: retries and timeouts', () =>
     async ({ status, headers, code, requests }) => {
       const s = await setup({}, { retry: { retries: 2, baseDelayMs: 10 } })
       s.server.fault({ route: 'manifests', status, headers })
-      await failure(s.client.getManifest(s.ref), code, REPO, String(status === 429 ? 'too many' : status))
+      await expectFailure(
+        s.client.getManifest(s.ref),
+        code,
+        REPO,
+        String(status === 429 ? 'too many' : status),
+      )
       expect(s.server.count('manifests')).toBe(requests)
     },
   )
@@ -294,14 +296,14 @@ describe('RegistryClient against a faulty registry: retries and timeouts', () =>
     const s = await setup({}, { timeouts: { bodyIdleMs: 200 }, retry: { retries: 0 } })
     s.server.fault({ route, stall: { after: 10, ms: 5_000 } })
     const started = performance.now()
-    await failure(work(s), 'ERR_TIMEOUT', REPO)
+    await expectFailure(work(s), 'ERR_TIMEOUT', REPO)
     expect(performance.now() - started).toBeLessThan(3_000)
   })
 
   test('a registry that never answers is ERR_TIMEOUT after 1 + retries requests', async () => {
     const s = await setup({}, { timeouts: { headersMs: 200 }, retry: { retries: 1, baseDelayMs: 10 } })
     s.server.fault({ route: 'manifests', delayMs: 10_000 })
-    await failure(s.client.getManifest(s.ref), 'ERR_TIMEOUT', REPO)
+    await expectFailure(s.client.getManifest(s.ref), 'ERR_TIMEOUT', REPO)
     expect(s.server.count('manifests')).toBe(2)
   })
 
@@ -309,7 +311,7 @@ describe('RegistryClient against a faulty registry: retries and timeouts', () =>
     const host = `127.0.0.1:${await closedPort()}`
     const client = newClient(host, { retry: { retries: 1, baseDelayMs: 10 } })
     const ref = parseReference(`${host}/${REPO}:v1`)
-    await failure(client.getManifest(ref), 'ERR_CONNECTION', host, REPO, 'ECONNREFUSED')
+    await expectFailure(client.getManifest(ref), 'ERR_CONNECTION', host, REPO, 'ECONNREFUSED')
   })
 
   test.each([
@@ -325,7 +327,7 @@ describe('RegistryClient against a faulty registry: retries and timeouts', () =>
     else setTimeout(() => controller.abort(), after)
     const started = performance.now()
     const work = s.client.getBlob(s.ref, s.layer, { signal: controller.signal }).then(readAll)
-    await failure(work, 'ERR_ABORTED', REPO, short(s.layer))
+    await expectFailure(work, 'ERR_ABORTED', REPO, short(s.layer))
     expect(performance.now() - started).toBeLessThan(2_000)
   })
 })
@@ -348,7 +350,7 @@ describe('RegistryClient against a faulty registry: auth', () => {
   test('a redirected blob is verified too', async () => {
     const s = await setup({ redirectBlobs: true })
     s.server.fault({ route: 'blobs', flipByte: 0 })
-    await failure(fetchBlob(s), 'ERR_DIGEST_MISMATCH', REPO, short(s.layer))
+    await expectFailure(fetchBlob(s), 'ERR_DIGEST_MISMATCH', REPO, short(s.layer))
     expect(s.server.storage!.requests).toHaveLength(1)
   })
 
@@ -382,7 +384,7 @@ describe('RegistryClient against a faulty registry: auth', () => {
 
   test('bearer: a token the registry refuses is ERR_UNAUTHORIZED', async () => {
     const s = await setup({ auth: { scheme: 'bearer', ...USER, rejectTokens: true } }, withUser)
-    await failure(s.client.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'refused')
+    await expectFailure(s.client.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'refused')
     expect(s.server.count('token')).toBe(1)
     expect(s.server.count('manifests')).toBe(2)
   })
@@ -391,12 +393,12 @@ describe('RegistryClient against a faulty registry: auth', () => {
     const s = await setup({ auth: { scheme: 'bearer', ...USER } }, (server) => ({
       credentials: staticCredentials(server.host, { ...USER, password: 'wrong' }),
     }))
-    await failure(s.client.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'token request')
+    await expectFailure(s.client.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'token request')
   })
 
   test('basic challenge without credentials is ERR_UNAUTHORIZED', async () => {
     const s = await setup({ auth: { scheme: 'basic', ...USER } })
-    await failure(s.client.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'no credentials')
+    await expectFailure(s.client.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'no credentials')
     expect(s.server.requests.every((r) => r.headers.authorization === undefined)).toBe(true)
   })
 
@@ -413,8 +415,8 @@ describe('RegistryClient against a faulty registry: auth', () => {
       insecureRegistries: [a.server.host, b.server.host],
     })
     await client.getManifest(a.ref)
-    await failure(client.getManifest(b.ref), 'ERR_UNAUTHORIZED', b.server.host, REPO)
-    await failure(client.getBlob(b.ref, b.layer), 'ERR_UNAUTHORIZED', b.server.host, REPO)
+    await expectFailure(client.getManifest(b.ref), 'ERR_UNAUTHORIZED', b.server.host, REPO)
+    await expectFailure(client.getBlob(b.ref, b.layer), 'ERR_UNAUTHORIZED', b.server.host, REPO)
     expect(a.server.requests.some((r) => r.headers.authorization !== undefined)).toBe(true)
     expect(b.server.requests.length).toBeGreaterThan(0)
     expect(b.server.requests.filter((r) => r.headers.authorization !== undefined)).toEqual([])
@@ -428,7 +430,7 @@ describe('RegistryClient against a faulty registry: auth', () => {
       credentials: staticCredentials(a.server.host, USER),
       insecureRegistries: [a.server.host, b.server.host],
     })
-    await failure(client.getManifest(b.ref), 'ERR_UNAUTHORIZED', b.server.host, REPO)
+    await expectFailure(client.getManifest(b.ref), 'ERR_UNAUTHORIZED', b.server.host, REPO)
     const tokenRequests = a.server.requests.filter((r) => r.route === 'token')
     expect(tokenRequests).toHaveLength(1)
     expect(tokenRequests[0]!.headers.authorization).toBeUndefined()
@@ -436,7 +438,7 @@ describe('RegistryClient against a faulty registry: auth', () => {
   })
 })
 
-describe.skipIf(!hasOpenssl())('RegistryClient over TLS', () => {
+describe.skipIf(!hasTool('openssl'))('RegistryClient over TLS', () => {
   let tls: { key: string; cert: string }
   beforeAll(() => {
     tls = selfSignedCertificate()
@@ -444,7 +446,7 @@ describe.skipIf(!hasOpenssl())('RegistryClient over TLS', () => {
 
   test('a self-signed registry is ERR_TLS unless trusted or insecure', async () => {
     const s = await setup({ tls }, { insecureRegistries: [] })
-    await failure(s.client.getManifest(s.ref), 'ERR_TLS', s.server.host)
+    await expectFailure(s.client.getManifest(s.ref), 'ERR_TLS', s.server.host)
     const trusted = newClient(s.server, { insecureRegistries: [], caCertificates: [tls.cert] })
     await expect(trusted.getManifest(s.ref)).resolves.toMatchObject({ digest: s.manifest.digest })
   })
@@ -452,7 +454,7 @@ describe.skipIf(!hasOpenssl())('RegistryClient over TLS', () => {
   test('one failed https request does not switch an insecure TLS registry to http for good', async () => {
     const s = await setup({ tls }, { retry: { retries: 0 } })
     s.server.fault({ route: 'manifests', times: 1, hangUp: 'reset' })
-    await failure(s.client.getManifest(s.ref), 'ERR_CONNECTION', REPO)
+    await expectFailure(s.client.getManifest(s.ref), 'ERR_CONNECTION', REPO)
     await expect(s.client.getManifest(s.ref)).resolves.toMatchObject({ digest: s.manifest.digest })
   })
 
@@ -463,12 +465,12 @@ describe.skipIf(!hasOpenssl())('RegistryClient over TLS', () => {
       { tls, auth: { scheme: 'bearer', ...USER, realm: `${tokenServer.url}/token` } },
       (server) => ({ ...withUser(server), insecureRegistries: [], caCertificates: [tls.cert] }),
     )
-    await failure(s.client.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'not https')
+    await expectFailure(s.client.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'not https')
     expect(tokenServer.count('token')).toBe(0)
 
     // An insecure registry does not make another host's plain-http realm acceptable.
     const insecureRegistry = newClient(s.server, withUser(s.server))
-    await failure(insecureRegistry.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'not https')
+    await expectFailure(insecureRegistry.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'not https')
     expect(tokenServer.count('token')).toBe(0)
 
     const insecureRealm = newClient(s.server, {
@@ -476,19 +478,12 @@ describe.skipIf(!hasOpenssl())('RegistryClient over TLS', () => {
       insecureRegistries: [s.server.host, tokenServer.host],
     })
     // the token server is not the registry's, so the registry refuses its token
-    await failure(insecureRealm.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'refused')
-    expect(tokenServer.requests.map((r) => r.headers.authorization)).toEqual([expect.stringMatching(/^Basic /)])
+    await expectFailure(insecureRealm.getManifest(s.ref), 'ERR_UNAUTHORIZED', REPO, 'refused')
+    expect(tokenServer.requests.map((r) => r.headers.authorization)).toEqual([
+      expect.stringMatching(/^Basic /),
+    ])
   })
 })
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
 
 /** A throwaway self-signed certificate for 127.0.0.1. */
 function selfSignedCertificate(): { key: string; cert: string } {
@@ -516,7 +511,7 @@ describe('RegistryClient and plain HTTP', () => {
   test('a registry not marked insecure is not spoken to over plain HTTP (ERR_TLS)', async () => {
     const s = await setup()
     const client = newClient(s.server, { insecureRegistries: [] })
-    await failure(client.getManifest(s.ref), 'ERR_TLS', s.server.host)
+    await expectFailure(client.getManifest(s.ref), 'ERR_TLS', s.server.host)
     expect(s.server.requests).toEqual([])
   })
 })

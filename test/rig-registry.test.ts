@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { decodeJwt, decodeProtectedHeader } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { rejection } from './helpers/failure.js'
 import { CurlError, curl, parseBearerChallenge } from './rig/curl.js'
 import {
   fixturesInfo,
@@ -141,7 +142,7 @@ describe.skipIf(!available)('rig: tls-basic registry (127.0.0.1:5102)', () => {
     expect(reg.url).toBe(`https://127.0.0.1:${REGISTRY_PORTS['tls-basic']}`)
     expect(reg.caFile).toBeDefined()
     expect(existsSync(join(reg.certDir!, 'ca.crt'))).toBe(true)
-    const err = await curl(`${reg.url}/v2/`).catch((e: unknown) => e)
+    const err = await rejection(curl(`${reg.url}/v2/`))
     expect(err).toBeInstanceOf(CurlError)
     expect((err as CurlError).code).toBe(60) // peer certificate cannot be authenticated
   })
@@ -167,12 +168,14 @@ describe.skipIf(!available)('rig: tls-basic registry (127.0.0.1:5102)', () => {
   it('works with skopeo and the auth file', async () => {
     const raw = await skopeoRaw(reg, 'busybox:oci', ['--cert-dir', reg.certDir!, '--authfile', reg.authFile!])
     expect(raw['mediaType']).toBe(OCI_MANIFEST)
-    const anon = await run('skopeo', [
-      'inspect',
-      '--raw',
-      ...reg.skopeoFlags({ anonymous: true }),
-      `docker://${reg.ref('busybox:oci')}`,
-    ]).catch((e: unknown) => e)
+    const anon = await rejection(
+      run('skopeo', [
+        'inspect',
+        '--raw',
+        ...reg.skopeoFlags({ anonymous: true }),
+        `docker://${reg.ref('busybox:oci')}`,
+      ]),
+    )
     expect(anon).toBeInstanceOf(Error)
   })
 

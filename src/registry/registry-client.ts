@@ -67,7 +67,10 @@ export class RegistryClient {
       isInsecure: (r) => this.http.isInsecure(r),
     })
     this.maxManifestSize = options.maxManifestSize ?? DEFAULT_MAX_MANIFEST_SIZE
-    this.manifestBodyRetries = Math.min(MANIFEST_BODY_RETRIES, options.retry?.retries ?? MANIFEST_BODY_RETRIES)
+    this.manifestBodyRetries = Math.min(
+      MANIFEST_BODY_RETRIES,
+      options.retry?.retries ?? MANIFEST_BODY_RETRIES,
+    )
   }
 
   /**

@@ -1,45 +1,11 @@
-import { execFile, spawnSync } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
-
-const execFileAsync = promisify(execFile)
-
-/** True when `command --version` runs. */
-export function hasCommand(command: string): boolean {
-  return spawnSync(command, ['--version'], { stdio: 'ignore' }).status === 0
-}
-
-const isCI = process.env['CI'] === 'true'
+import { run } from '../rig/exec.js'
 
 /**
- * Whether suites needing external tools should run: always under CI=true (so a missing tool is
- * a failure there, via `assertCommands`), elsewhere only when the tools are installed.
+ * Image-building steps with umoci and skopeo. Gate suites on the tools with the rig's
+ * `requireTool('umoci', 'skopeo')` (skips without them, fails under CI=true).
  */
-export function shouldRunWith(...commands: string[]): boolean {
-  return isCI || commands.every(hasCommand)
-}
-
-/** Throws naming the missing tools; call from beforeAll in suites gated by `shouldRunWith`. */
-export function assertCommands(...commands: string[]): void {
-  const missing = commands.filter((c) => !hasCommand(c))
-  if (missing.length > 0) throw new Error(`missing tools needed by this suite: ${missing.join(', ')}`)
-}
-
-/** Runs a command, returning stdout as bytes; rejects with its stderr on failure. */
-export async function run(command: string, args: string[], cwd?: string): Promise<Buffer> {
-  try {
-    const { stdout } = await execFileAsync(command, args, {
-      encoding: 'buffer',
-      maxBuffer: 64 * 1024 * 1024,
-      ...(cwd === undefined ? {} : { cwd }),
-    })
-    return stdout
-  } catch (err) {
-    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? ''
-    throw new Error(`${command} ${args.join(' ')} failed: ${stderr || (err as Error).message}`)
-  }
-}
 
 /**
  * Builds a one-layer image with umoci: `umoci init`, `umoci new`, an unpack/add files/repack
@@ -67,5 +33,6 @@ export async function skopeoCopy(from: string, to: string): Promise<void> {
 
 /** `skopeo inspect --raw` (the manifest bytes) or, with `config`, `--config --raw` (the config bytes). */
 export async function skopeoInspectRaw(reference: string, config = false): Promise<Buffer> {
-  return run('skopeo', ['inspect', ...(config ? ['--config'] : []), '--raw', reference])
+  const { stdout } = await run('skopeo', ['inspect', ...(config ? ['--config'] : []), '--raw', reference])
+  return Buffer.from(stdout)
 }

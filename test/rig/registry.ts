@@ -19,18 +19,20 @@ import { FIXTURES_DIR, PUSH_SCRIPT, REGISTRY_SCRIPT, rigDir } from './paths.js'
 import { startTokenServer, type TokenServer, type TokenServerBehavior } from './token-server.js'
 import { requireTool } from './tools.js'
 
-export type RegistryMode = 'http' | 'tls-basic' | 'token'
+export type RegistryMode = 'http' | 'tls-basic' | 'token' | 'mtls'
 
-export const REGISTRY_MODES: readonly RegistryMode[] = ['http', 'tls-basic', 'token']
+export const REGISTRY_MODES: readonly RegistryMode[] = ['http', 'tls-basic', 'token', 'mtls']
 
 /** OCIPULL_RIG_PORT_BASE (default 5100) moves all rig ports, e.g. for a second checkout. */
 const PORT_BASE = Number(process.env['OCIPULL_RIG_PORT_BASE'] ?? 5100)
 
-/** Fixed loopback ports: 5101, 5102, 5103 by default (scripts/registry.sh uses the same). */
+/** Fixed loopback ports: 5101, 5102, 5103, 5105 by default (scripts/registry.sh uses the same). */
 export const REGISTRY_PORTS: Readonly<Record<RegistryMode, number>> = {
   http: PORT_BASE + 1,
   'tls-basic': PORT_BASE + 2,
   token: PORT_BASE + 3,
+  // PORT_BASE + 4 is the token server's
+  mtls: PORT_BASE + 5,
 }
 
 /** The token registry's realm is https://127.0.0.1:5104/token (override: OCIPULL_RIG_TOKEN_PORT). */
@@ -65,8 +67,14 @@ export interface RigRegistry {
   readonly url: string
   /** PEM CA that signed the registry's (and token server's) certificate; https modes only. */
   readonly caFile?: string
-  /** A directory containing only ca.crt (for skopeo --cert-dir); https modes only. */
+  /**
+   * A skopeo --cert-dir: ca.crt, and in mtls mode also the client pair (client.cert, client.key);
+   * https modes only.
+   */
   readonly certDir?: string
+  /** mtls mode: PEM client certificate (signed by the CA in the registry's clientcas) and its key. */
+  readonly clientCertFile?: string
+  readonly clientKeyFile?: string
   /** tls-basic and token modes: testuser / testpass. */
   readonly username?: string
   readonly password?: string
@@ -82,7 +90,10 @@ export interface RigRegistry {
   readonly logFile: string
   /** `${host}/${repoAndTag}` */
   ref(repoAndTag: string): string
-  /** skopeo flags to reach this registry, e.g. ['--tls-verify=false'] or ['--cert-dir', dir, '--creds', 'u:p']. */
+  /**
+   * skopeo flags to reach this registry, e.g. ['--tls-verify=false'], ['--cert-dir', dir, '--creds', 'u:p']
+   * or, in mtls mode, ['--cert-dir', dir] (the dir holds the client certificate too).
+   */
   skopeoFlags(options?: { dest?: boolean; anonymous?: boolean }): string[]
   /** Releases this process's lease; the registry stops when no test process holds one. Idempotent. */
   stop(): Promise<void>
@@ -121,6 +132,8 @@ interface RegistryEnv {
   CERT_DIR?: string
   SERVER_CERT?: string
   SERVER_KEY?: string
+  CLIENT_CERT?: string
+  CLIENT_KEY?: string
   USERNAME?: string
   PASSWORD?: string
   AUTH_FILE?: string
@@ -167,7 +180,7 @@ function skopeoFlagsFor(env: RegistryEnv, mode: RegistryMode, dest: boolean, ano
   const flags: string[] = []
   if (env.SCHEME === 'http') flags.push(`${p}tls-verify=false`)
   else flags.push(`${p}cert-dir`, env.CERT_DIR ?? '')
-  if (mode !== 'http') {
+  if (mode === 'tls-basic' || mode === 'token') {
     if (anonymous) flags.push(`${p}no-creds`)
     else flags.push(`${p}creds`, `${env.USERNAME ?? ''}:${env.PASSWORD ?? ''}`)
   }
@@ -277,6 +290,8 @@ export async function startRegistry(
       url: env.URL,
       ...(env.CA_FILE !== undefined ? { caFile: env.CA_FILE } : {}),
       ...(env.CERT_DIR !== undefined ? { certDir: env.CERT_DIR } : {}),
+      ...(env.CLIENT_CERT !== undefined ? { clientCertFile: env.CLIENT_CERT } : {}),
+      ...(env.CLIENT_KEY !== undefined ? { clientKeyFile: env.CLIENT_KEY } : {}),
       ...(env.USERNAME !== undefined ? { username: env.USERNAME } : {}),
       ...(env.PASSWORD !== undefined ? { password: env.PASSWORD } : {}),
       ...(env.AUTH_FILE !== undefined ? { authFile: env.AUTH_FILE } : {}),

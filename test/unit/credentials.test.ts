@@ -13,6 +13,7 @@ import {
   parseCredsOption,
   staticCredentials,
 } from '../../src/registry/credentials.js'
+import { rejection } from '../helpers/failure.js'
 
 const b64 = (text: string) => Buffer.from(text).toString('base64')
 const basic = (username: string, password: string): Credential => ({ kind: 'basic', username, password })
@@ -549,10 +550,7 @@ describe('credential helpers', () => {
     ],
   ]
   it.each(bad)('bad: %s', async (_name, files, registry, message) => {
-    const err = await run(files, registry).then(
-      () => undefined,
-      (e: unknown) => e,
-    )
+    const err = await rejection(run(files, registry))
     expect(isOcipullError(err, 'ERR_CREDENTIALS')).toBe(true)
     const text = (err as Error).message
     expect(text).toContain('credential helper docker-credential-')
@@ -561,9 +559,7 @@ describe('credential helpers', () => {
   })
 
   it('relative PATH entries are ignored', async () => {
-    const err = await run(['helpers.json'], 'ok.example.com', { env: { PATH: 'bin:.' } }).catch(
-      (e: unknown) => e,
-    )
+    const err = await rejection(run(['helpers.json'], 'ok.example.com', { env: { PATH: 'bin:.' } }))
     expect((err as Error).message).toContain('not found on PATH')
   })
 
@@ -582,7 +578,7 @@ describe('credential helpers', () => {
 
   it('a hanging helper hits the timeout and is killed', async () => {
     const start = Date.now()
-    const err = await run(['helpers.json'], 'hang.example.com', { timeoutMs: 300 }).catch((e: unknown) => e)
+    const err = await rejection(run(['helpers.json'], 'hang.example.com', { timeoutMs: 300 }))
     expect(Date.now() - start).toBeLessThan(5000)
     expect(isOcipullError(err, 'ERR_CREDENTIALS')).toBe(true)
     expect((err as Error).message).toBe('credential helper docker-credential-test: no answer within 300 ms')
@@ -593,9 +589,7 @@ describe('credential helpers', () => {
     const controller = new AbortController()
     setTimeout(() => controller.abort(), 300)
     const start = Date.now()
-    const err = await run(['helpers.json'], 'hang.example.com', { signal: controller.signal }).catch(
-      (e: unknown) => e,
-    )
+    const err = await rejection(run(['helpers.json'], 'hang.example.com', { signal: controller.signal }))
     expect(Date.now() - start).toBeLessThan(5000)
     expect(isOcipullError(err, 'ERR_ABORTED')).toBe(true)
     await expectKilled()

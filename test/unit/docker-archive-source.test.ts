@@ -1,43 +1,19 @@
-import { open, readFile, writeFile } from 'node:fs/promises'
+import { open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { beforeAll, describe, expect, test } from 'vitest'
 import { digestOf } from '../../src/digest.js'
 import { MediaType } from '../../src/media-types.js'
 import { dockerArchiveSource } from '../../src/sources/docker-archive-source.js'
 import { readBlob } from '../../src/sources/read-blob.js'
-import {
-  assertCommands,
-  buildUmociImage,
-  shouldRunWith,
-  skopeoCopy,
-  skopeoInspectRaw,
-} from '../helpers/image-tools.js'
+import { failure } from '../helpers/failure.js'
+import { buildUmociImage, skopeoCopy, skopeoInspectRaw } from '../helpers/image-tools.js'
 import { json, sha256 } from '../helpers/layout-writer.js'
 import { buildTar, type TarEntrySpec, tarOfFiles } from '../helpers/tar-builder.js'
-import { makeTempDir, removeTempDirs } from '../helpers/temp-dirs.js'
+import { makeTempDir, useTempFiles } from '../helpers/temp-dirs.js'
+import { requireTool } from '../rig/index.js'
 
-let dir: string
-let counter = 0
-beforeAll(async () => {
-  dir = await makeTempDir()
-})
-afterAll(removeTempDirs)
-
-async function writeArchive(bytes: Buffer): Promise<string> {
-  const path = join(dir, `d${counter++}.tar`)
-  await writeFile(path, bytes)
-  return path
-}
-
-async function failure(promise: Promise<unknown>): Promise<{ code: unknown; message: string }> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  if (err === undefined) throw new Error('expected a failure')
-  return { code: (err as { code?: unknown }).code, message: (err as Error).message }
-}
+const writeArchive = useTempFiles('d').write
 
 const layerTar = (text: string) => tarOfFiles({ 'file.txt': text })
 const configOf = (layers: Buffer[]) =>
@@ -68,10 +44,9 @@ function legacyArchive(
   return buildTar(specs)
 }
 
-describe.runIf(shouldRunWith('umoci', 'skopeo'))('dockerArchiveSource: an archive written by skopeo', () => {
+describe.runIf(requireTool('umoci', 'skopeo'))('dockerArchiveSource: an archive written by skopeo', () => {
   let archive: string
   beforeAll(async () => {
-    assertCommands('umoci', 'skopeo')
     const work = await makeTempDir()
     const layout = await buildUmociImage(work, 't', { 'hello.txt': 'hello from umoci\n' })
     archive = join(work, 'docker.tar')

@@ -1,48 +1,24 @@
 import { createHash } from 'node:crypto'
-import { open, readFile, writeFile } from 'node:fs/promises'
+import { open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { beforeAll, describe, expect, test } from 'vitest'
 import { MediaType } from '../../src/media-types.js'
 import { ociArchiveSource } from '../../src/sources/oci-archive-source.js'
 import { readBlob } from '../../src/sources/read-blob.js'
-import {
-  assertCommands,
-  buildUmociImage,
-  shouldRunWith,
-  skopeoCopy,
-  skopeoInspectRaw,
-} from '../helpers/image-tools.js'
+import { failure } from '../helpers/failure.js'
+import { buildUmociImage, skopeoCopy, skopeoInspectRaw } from '../helpers/image-tools.js'
 import { blobPath, json, memoryLayout, type TestImage } from '../helpers/layout-writer.js'
 import { buildTar, paxHeader, type TarEntrySpec, tarOfFiles } from '../helpers/tar-builder.js'
-import { makeTempDir, removeTempDirs } from '../helpers/temp-dirs.js'
+import { makeTempDir, useTempFiles } from '../helpers/temp-dirs.js'
+import { requireTool } from '../rig/index.js'
 
-let dir: string
-let counter = 0
-beforeAll(async () => {
-  dir = await makeTempDir()
-})
-afterAll(removeTempDirs)
+const archives = useTempFiles('a')
+const writeArchive = archives.write
 
-async function writeArchive(bytes: Buffer): Promise<string> {
-  const path = join(dir, `a${counter++}.tar`)
-  await writeFile(path, bytes)
-  return path
-}
-
-async function failure(promise: Promise<unknown>): Promise<{ code: unknown; message: string }> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  if (err === undefined) throw new Error('expected a failure')
-  return { code: (err as { code?: unknown }).code, message: (err as Error).message }
-}
-
-describe.runIf(shouldRunWith('umoci', 'skopeo'))('ociArchiveSource: an archive written by skopeo', () => {
+describe.runIf(requireTool('umoci', 'skopeo'))('ociArchiveSource: an archive written by skopeo', () => {
   let archive: string
   let tagged: string
   beforeAll(async () => {
-    assertCommands('umoci', 'skopeo')
     const work = await makeTempDir()
     const layout = await buildUmociImage(work, 't', { 'hello.txt': 'hello from umoci\n' })
     archive = join(work, 'image.tar')
@@ -274,11 +250,11 @@ describe('ociArchiveSource: hostile archives', () => {
   })
 
   test('a missing archive is ERR_NOT_FOUND, a directory ERR_SOURCE_INVALID', async () => {
-    expect((await failure(ociArchiveSource({ path: join(dir, 'none.tar') }).manifest())).code).toBe(
+    expect((await failure(ociArchiveSource({ path: join(archives.dir, 'none.tar') }).manifest())).code).toBe(
       'ERR_NOT_FOUND',
     )
-    expect((await failure(ociArchiveSource({ path: dir }).manifest())).message).toBe(
-      `oci-archive:${dir}: not a regular file`,
+    expect((await failure(ociArchiveSource({ path: archives.dir }).manifest())).message).toBe(
+      `oci-archive:${archives.dir}: not a regular file`,
     )
   })
 })

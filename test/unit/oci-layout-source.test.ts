@@ -6,13 +6,8 @@ import { isOcipullError } from '../../src/errors.js'
 import { MediaType } from '../../src/media-types.js'
 import { ociLayoutSource } from '../../src/sources/oci-layout-source.js'
 import { readBlob } from '../../src/sources/read-blob.js'
-import {
-  assertCommands,
-  buildUmociImage,
-  run,
-  shouldRunWith,
-  skopeoInspectRaw,
-} from '../helpers/image-tools.js'
+import { failure } from '../helpers/failure.js'
+import { buildUmociImage, skopeoInspectRaw } from '../helpers/image-tools.js'
 import {
   blobPath,
   json,
@@ -24,23 +19,13 @@ import {
   writeTaggedLayout,
 } from '../helpers/layout-writer.js'
 import { makeTempDir, removeTempDirs } from '../helpers/temp-dirs.js'
+import { requireTool, run } from '../rig/index.js'
 
 afterAll(removeTempDirs)
 
-/** Rejects with the error `promise` rejects with, for checking code and message together. */
-async function failure(promise: Promise<unknown>): Promise<{ code: unknown; message: string }> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  if (err === undefined) throw new Error('expected a failure')
-  return { code: (err as { code?: unknown }).code, message: (err as Error).message }
-}
-
-describe.runIf(shouldRunWith('umoci', 'skopeo'))('ociLayoutSource: a layout built by umoci', () => {
+describe.runIf(requireTool('umoci', 'skopeo'))('ociLayoutSource: a layout built by umoci', () => {
   let layout: string
   beforeAll(async () => {
-    assertCommands('umoci', 'skopeo')
     layout = await buildUmociImage(await makeTempDir(), 'v1', { 'hello.txt': 'hello from umoci\n' })
   })
 
@@ -64,7 +49,7 @@ describe.runIf(shouldRunWith('umoci', 'skopeo'))('ociLayoutSource: a layout buil
     expect(`sha256:${createHash('sha256').update(bytes).digest('hex')}`).toBe(layer.digest)
     const work = await makeTempDir()
     await writeFile(join(work, 'layer.tgz'), bytes)
-    expect((await run('tar', ['-xzOf', join(work, 'layer.tgz'), 'hello.txt'])).toString()).toBe(
+    expect((await run('tar', ['-xzOf', join(work, 'layer.tgz'), 'hello.txt'])).stdout).toBe(
       'hello from umoci\n',
     )
     await source.close()

@@ -1,6 +1,6 @@
 import { mkdir, open, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { beforeAll, describe, expect, test } from 'vitest'
 import { isOcipullError } from '../../src/errors.js'
 import {
   findTarFile,
@@ -9,7 +9,7 @@ import {
   openTarArchive,
   type TarIndex,
 } from '../../src/sources/tar-index.js'
-import { assertCommands, run, shouldRunWith } from '../helpers/image-tools.js'
+import { rejection } from '../helpers/failure.js'
 import {
   buildTar,
   gnuLongName,
@@ -18,20 +18,11 @@ import {
   tarEntry,
   tarHeader,
 } from '../helpers/tar-builder.js'
-import { makeTempDir, removeTempDirs } from '../helpers/temp-dirs.js'
+import { makeTempDir, useTempFiles } from '../helpers/temp-dirs.js'
+import { requireTool, run } from '../rig/index.js'
 
-let dir: string
-let counter = 0
-beforeAll(async () => {
-  dir = await makeTempDir()
-})
-afterAll(removeTempDirs)
-
-async function writeTar(bytes: Buffer): Promise<string> {
-  const path = join(dir, `t${counter++}.tar`)
-  await writeFile(path, bytes)
-  return path
-}
+const tars = useTempFiles('t')
+const writeTar = tars.write
 
 async function indexBytes(bytes: Buffer, options: { maxEntries?: number } = {}): Promise<TarIndex> {
   const archive = await openTarArchive(await writeTar(bytes), { what: 'test.tar', ...options })
@@ -280,7 +271,7 @@ describe('indexTar: hostile archives', () => {
     ],
     ['empty file name', buildTar([{ name: '.', data: 'x' }]), /"\." is empty/],
   ])('%s', async (_name, bytes, message) => {
-    const err = await indexBytes(bytes).catch((e: unknown) => e)
+    const err = await rejection(indexBytes(bytes))
     expect(isOcipullError(err, 'ERR_SOURCE_INVALID'), String(err)).toBe(true)
     expect((err as Error).message).toMatch(/^test\.tar: /)
     expect((err as Error).message).toMatch(message)
@@ -293,10 +284,10 @@ describe('indexTar: hostile archives', () => {
   })
 
   test('refuses what is not a regular file, and reports a missing file', async () => {
-    await expect(openTarArchive(dir, { what: 'dir.tar' })).rejects.toMatchObject({
+    await expect(openTarArchive(tars.dir, { what: 'dir.tar' })).rejects.toMatchObject({
       code: 'ERR_SOURCE_INVALID',
     })
-    await expect(openTarArchive(join(dir, 'nope.tar'), { what: 'nope.tar' })).rejects.toMatchObject({
+    await expect(openTarArchive(join(tars.dir, 'nope.tar'), { what: 'nope.tar' })).rejects.toMatchObject({
       code: 'ERR_NOT_FOUND',
     })
   })
@@ -360,11 +351,10 @@ test.each([
   expect(normalizeTarPath(input)).toBe(want)
 })
 
-describe.runIf(shouldRunWith('tar'))('indexTar: archives written by GNU tar', () => {
+describe.runIf(requireTool('tar'))('indexTar: archives written by GNU tar', () => {
   let src: string
   const deep = `${'x'.repeat(70)}/${'y'.repeat(70)}/${'z'.repeat(70)}.txt` // > 100: long-name or prefix
   beforeAll(async () => {
-    assertCommands('tar')
     src = await makeTempDir()
     await mkdir(join(src, deep.slice(0, deep.lastIndexOf('/'))), { recursive: true })
     await writeFile(join(src, deep), 'deep')
@@ -373,7 +363,7 @@ describe.runIf(shouldRunWith('tar'))('indexTar: archives written by GNU tar', ()
   })
 
   test.each(['gnu', 'posix', 'ustar'])('--format=%s', async (format) => {
-    const out = join(dir, `gnu-${format}.tar`)
+    const out = join(tars.dir, `gnu-${format}.tar`)
     await run('tar', [`--format=${format}`, '-cf', out, '-C', src, '.'])
     const archive = await openTarArchive(out, { what: out })
     try {

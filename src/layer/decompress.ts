@@ -1,0 +1,121 @@
+import { type Duplex, Transform, type TransformCallback } from 'node:stream'
+import { createGunzip } from 'node:zlib'
+import { DecompressStream } from 'zstd-napi'
+import { OcipullError } from '../errors.js'
+import { type Compression, sniffCompression } from './layer-codec.js'
+
+/** zlib's default 16 KiB output chunk costs a thread-pool round trip each; 1 MiB nearly doubles inflate speed here. */
+const GUNZIP_CHUNK = 1 << 20
+const SNIFF_BYTES = 512
+
+/**
+ * The decompression stages of the layer pipeline, to splice into `stream.pipeline`: a check of the
+ * first bytes against the declared compression (ERR_MEDIA_TYPE_MISMATCH when the magic contradicts
+ * the media type), then the inflater: node's zlib for gzip (multi-member streams included, 1 MiB
+ * output chunks), zstd-napi for zstd, nothing for plain tar. Inflater errors are mapped to
+ * ERR_LAYER_INVALID naming `what`.
+ */
+export function decompressStages(compression: Compression, what: string): Duplex[] {
+  const check = new MagicCheck(compression, what)
+  if (compression === 'none') return [check]
+  const inflate: Duplex =
+    compression === 'gzip'
+      ? createGunzip({ chunkSize: GUNZIP_CHUNK })
+      : (new DecompressStream() as unknown as Duplex)
+  return [check, new MapErrors(inflate, compression, what)]
+}
+
+/** Holds back the first bytes until it can tell what they are, then passes everything through. */
+class MagicCheck extends Transform {
+  private readonly compression: Compression
+  private readonly what: string
+  private head: Buffer[] | undefined = []
+  private headLength = 0
+
+  constructor(compression: Compression, what: string) {
+    super()
+    this.compression = compression
+    this.what = what
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.head === undefined) {
+      callback(null, chunk)
+      return
+    }
+    this.head.push(chunk)
+    this.headLength += chunk.length
+    if (this.headLength < SNIFF_BYTES) {
+      callback()
+      return
+    }
+    this.release(callback)
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.head === undefined) callback()
+    else this.release(callback)
+  }
+
+  private release(callback: TransformCallback): void {
+    const head = Buffer.concat(this.head ?? [])
+    this.head = undefined
+    const sniffed = sniffCompression(head)
+    // A tar shorter than one header can't be recognised; let the tar reader judge it.
+    const agrees = sniffed === this.compression || (sniffed === 'unknown' && this.compression === 'none')
+    if (!agrees && head.length > 0) {
+      callback(
+        new OcipullError(
+          'ERR_MEDIA_TYPE_MISMATCH',
+          `${this.what}: media type says ${describe(this.compression)}, but the data is ${sniffed === 'unknown' ? 'neither gzip, zstd nor tar' : describe(sniffed)}`,
+        ),
+      )
+      return
+    }
+    callback(null, head)
+  }
+}
+
+function describe(c: Compression): string {
+  return c === 'none' ? 'an uncompressed tar' : c
+}
+
+/** Wraps an inflater so that its errors become ERR_LAYER_INVALID with the layer named. */
+class MapErrors extends Transform {
+  private readonly inner: Duplex
+
+  constructor(inner: Duplex, compression: Compression, what: string) {
+    super({ readableHighWaterMark: 1 << 20 })
+    this.inner = inner
+    inner.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) inner.pause()
+    })
+    inner.on('error', (err: Error) =>
+      this.destroy(
+        new OcipullError('ERR_LAYER_INVALID', `${what}: ${compression} data is corrupt: ${err.message}`, {
+          cause: err,
+        }),
+      ),
+    )
+  }
+
+  override _read(size: number): void {
+    this.inner.resume()
+    super._read(size)
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.inner.write(chunk)) callback()
+    else this.inner.once('drain', () => callback())
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.inner.once('end', () => callback())
+    this.inner.end()
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.inner.destroy()
+    callback(err)
+  }
+}
