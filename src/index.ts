@@ -1,3 +1,11 @@
+export { type ResolvedUser, type ResolveUserOptions, resolveUser } from './bundle/resolve-user.js'
+export {
+  type RuntimeConfigImage,
+  type RuntimeConfigOptions,
+  toRuntimeConfig,
+} from './bundle/runtime-config.js'
+export type { RuntimeConfig, RuntimeMount, RuntimeProcess, RuntimeUser } from './bundle/runtime-spec.js'
+export { type WriteBundleOptions, writeBundle } from './bundle/write-bundle.js'
 export {
   type Digest,
   type DigestAlgorithm,
@@ -14,6 +22,7 @@ export {
   parseImageConfig,
 } from './image-config.js'
 export { formatImageName, type ImageName, parseImageName } from './image-name.js'
+export { type Compression, type LayerCodec, layerCodec } from './layer/layer-codec.js'
 export {
   DEFAULT_MAX_MANIFEST_SIZE,
   type Descriptor,
