@@ -28,6 +28,7 @@ ${registryFlagsHelp}`
 
 export interface CommandIo {
   stdout: NodeJS.WritableStream
+  stderr: NodeJS.WritableStream
   env: NodeJS.ProcessEnv
   signal: AbortSignal
 }

@@ -4,11 +4,14 @@ import { fileURLToPath } from 'node:url'
 import { isOcipullError } from '../errors.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
 import { type CommandIo, inspectCommand, inspectHelp } from './inspect.js'
+import { unpackCommand, unpackHelp } from './unpack.js'
 
 const usage = `Usage: ocipull COMMAND [OPTIONS]
 
 Commands:
   inspect REF     show the manifest, config and platforms of an image
+  unpack REF --bundle DIR
+                  unpack an image into an OCI runtime bundle (rootfs + config.json)
 
 Global options:
   --debug         print stack traces and error causes
@@ -21,6 +24,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 authentication, 5 integrity
 
 const commands: Record<string, { run: (args: string[], io: CommandIo) => Promise<void>; help: string }> = {
   inspect: { run: inspectCommand, help: inspectHelp },
+  unpack: { run: unpackCommand, help: unpackHelp },
 }
 
 /** Runs the CLI; returns the exit code. Exported for tests. */

@@ -22,7 +22,7 @@ export interface PaxRecords {
 
 const SCHILY_XATTR = 'SCHILY.xattr.'
 const DECIMAL = /^[0-9]{1,16}$/
-const TIME = /^-?[0-9]{1,12}(\.[0-9]{0,9}[0-9]*)?$/
+const TIME = /^-?[0-9]{1,16}(\.[0-9]*)?$/
 
 /**
  * Parses `<length> <key>=<value>\n` records. Rejects malformed records (HeaderError); ignores keys

@@ -106,18 +106,25 @@ function numeric(block: Buffer, offset: number, length: number, field: string): 
 
 /** The stored checksum must match the sum of all bytes with the field as spaces (unsigned or signed). */
 function verifyChecksum(block: Buffer): void {
-  let unsigned = 0
-  let signed = 0
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : (block[i] as number)
-    unsigned += b
-    signed += b > 127 ? b - 256 : b
-  }
+  let unsigned = 8 * 0x20
+  for (let i = 0; i < 148; i++) unsigned += block[i] as number
+  for (let i = 156; i < BLOCK; i++) unsigned += block[i] as number
   let stored: number
   try {
     stored = numeric(block, 148, 8, 'checksum')
   } catch {
     throw new HeaderError('invalid header checksum field')
   }
-  if (stored !== unsigned && stored !== signed) throw new HeaderError('bad header checksum')
+  if (stored === unsigned || stored === signedSum(block)) return
+  throw new HeaderError('bad header checksum')
+}
+
+/** The historic signed variant (bytes as int8), rarely needed. */
+function signedSum(block: Buffer): number {
+  let sum = 0
+  for (let i = 0; i < BLOCK; i++) {
+    const b = i >= 148 && i < 156 ? 0x20 : (block[i] as number)
+    sum += b > 127 ? b - 256 : b
+  }
+  return sum
 }

@@ -99,3 +99,75 @@ export function tarOfFiles(files: Record<string, Buffer | string>, prefix = ''):
 function toBuffer(data: Buffer | string | undefined): Buffer {
   return data === undefined ? Buffer.alloc(0) : typeof data === 'string' ? Buffer.from(data) : data
 }
+
+/** An entry with every header field settable; names and link names may be raw bytes. */
+export interface TarFullSpec {
+  name: string | Buffer
+  /** Type flag, as in TarEntrySpec (default '0'). */
+  type?: string
+  data?: Buffer | string
+  linkname?: string | Buffer
+  mode?: number
+  uid?: number
+  gid?: number
+  /** Seconds since the epoch. */
+  mtime?: number
+  devmajor?: number
+  devminor?: number
+  /** The size field to write instead of the data's length (the data written is unchanged). */
+  headerSize?: number
+  /** Records of a PAX header ('x') written just before this entry; values may be binary. */
+  pax?: Record<string, string | Buffer>
+}
+
+/** A ustar header with all of `spec`'s fields (names up to 100 bytes; use `pax` for longer). */
+export function tarHeaderFull(spec: TarFullSpec): Buffer {
+  const h = Buffer.alloc(BLOCK)
+  const data = toBuffer(spec.data)
+  const octal = (v: number, off: number, len: number) =>
+    h.write(`${v.toString(8).padStart(len - 1, '0')}\0`, off, len, 'latin1')
+  Buffer.from(spec.name).copy(h, 0, 0, 100)
+  octal(spec.mode ?? 0o644, 100, 8)
+  octal(spec.uid ?? 0, 108, 8)
+  octal(spec.gid ?? 0, 116, 8)
+  octal(spec.headerSize ?? data.length, 124, 12)
+  octal(spec.mtime ?? 0, 136, 12)
+  h.write(spec.type ?? '0', 156, 'latin1')
+  if (spec.linkname !== undefined) Buffer.from(spec.linkname).copy(h, 157, 0, 100)
+  h.write('ustar\u000000', 257, 'latin1')
+  octal(spec.devmajor ?? 0, 329, 8)
+  octal(spec.devminor ?? 0, 337, 8)
+  h.fill(0x20, 148, 156)
+  let sum = 0
+  for (const b of h) sum += b
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1')
+  return h
+}
+
+/** One PAX record with a binary-safe value. */
+export function paxRecordBytes(key: string, value: string | Buffer): Buffer {
+  const v = Buffer.from(value)
+  const bodyLength = Buffer.byteLength(` ${key}=`) + v.length + 1
+  let length = bodyLength + 1
+  while (String(length).length + bodyLength !== length) length = String(length).length + bodyLength
+  return Buffer.concat([Buffer.from(`${length} ${key}=`), v, Buffer.from('\n')])
+}
+
+/** The bytes of one TarFullSpec entry: its PAX header if any, header, data and padding. */
+export function tarEntryFull(spec: TarFullSpec): Buffer {
+  const parts: Buffer[] = []
+  if (spec.pax !== undefined) {
+    const data = Buffer.concat(Object.entries(spec.pax).map(([k, v]) => paxRecordBytes(k, v)))
+    parts.push(tarEntryFull({ name: 'PaxHeaders/entry', type: 'x', data }))
+  }
+  const data = toBuffer(spec.data)
+  const padding = (BLOCK - (data.length % BLOCK)) % BLOCK
+  parts.push(tarHeaderFull(spec), data, Buffer.alloc(padding))
+  return Buffer.concat(parts)
+}
+
+/** An archive of TarFullSpec entries (or raw byte runs), ended by two zero blocks unless `end` is false. */
+export function buildTarFull(specs: (TarFullSpec | Buffer)[], options: { end?: boolean } = {}): Buffer {
+  const parts = specs.map((s) => (Buffer.isBuffer(s) ? s : tarEntryFull(s)))
+  return Buffer.concat([...parts, Buffer.alloc((options.end ?? true) ? 2 * BLOCK : 0)])
+}

@@ -1,0 +1,89 @@
+import type { Duplex } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { type Digest, shortDigest } from '../digest.js'
+import { abortError, OcipullError } from '../errors.js'
+import type { Descriptor } from '../manifest.js'
+import type { ImageSource } from '../sources/image-source.js'
+import { type UnpackOptions, type UnpackStats, unpackTar } from '../unpack/unpack-tar.js'
+import { VerifyStream } from '../verify-stream.js'
+import { decompressStages } from './decompress.js'
+import { layerCodec } from './layer-codec.js'
+
+export interface ApplyLayerOptions extends Omit<UnpackOptions, 'what' | 'signal'> {
+  source: ImageSource
+  /** The layer's descriptor from the manifest. */
+  descriptor: Descriptor
+  /** The layer's diff_id from the image config: the digest of the uncompressed tar. */
+  diffId: Digest
+  /** The directory to extract into; the caller stages it and removes it on failure. */
+  root: string
+  signal?: AbortSignal
+}
+
+export interface LayerStats extends UnpackStats {
+  /** Bytes of the blob as fetched (compressed). */
+  compressedBytes: number
+  /** Bytes of the uncompressed tar, trailing padding included. */
+  uncompressedBytes: number
+}
+
+/**
+ * Streams one layer once through blob digest and size check → decompression → diff_id hash →
+ * tar extraction into `root`. Resolves only when every check has passed. The files it wrote are
+ * unverified until then: the caller extracts into a staging directory and commits it only on
+ * success.
+ *
+ * When a later stage fails (corrupt gzip, bad tar, unsafe path), the rest of the blob is still
+ * read, up to its declared size, so that a damaged blob is reported as what it is:
+ * ERR_DIGEST_MISMATCH or ERR_SIZE_MISMATCH win over the decompression or tar error they caused.
+ */
+export async function applyLayer(options: ApplyLayerOptions): Promise<LayerStats> {
+  const { source, descriptor, diffId, root, signal } = options
+  const what = `${source.name}: layer ${shortDigest(descriptor.digest)}`
+  const codec = layerCodec(descriptor.mediaType, what)
+  if (codec.encrypted) {
+    throw new OcipullError('ERR_MEDIA_TYPE_UNSUPPORTED', `${what}: encrypted layers are not supported yet`)
+  }
+  if (signal?.aborted) throw abortError(signal, what)
+  const blob = await source.blob(descriptor, signal ? { signal } : {})
+  const decompress = decompressStages(codec.compression, what)
+  const head = decompress[0] as Duplex
+  const diff = new VerifyStream({ digest: diffId, what: `${what}: diff_id` })
+
+  const downstream = pipeline([...decompress, diff])
+  const unpacking = unpackTar(diff, root, { ...options, what, ...(signal ? { signal } : {}) })
+  let failure: unknown
+  const failed = new Promise<void>((resolve) => {
+    const fail = (err: unknown) => {
+      failure ??= err
+      resolve()
+    }
+    downstream.catch(fail)
+    // An extraction failure must stop the decompression too, or it would wait for a reader.
+    unpacking.catch((err: unknown) => {
+      fail(err)
+      diff.destroy(err as Error)
+    })
+  })
+
+  try {
+    for await (const chunk of blob) {
+      if (failure !== undefined) continue // drain: only the blob's own verdict is left to learn
+      if (!head.write(chunk)) await Promise.race([new Promise((r) => head.once('drain', r)), failed])
+    }
+  } catch (blobError) {
+    head.destroy(blobError as Error)
+    await Promise.allSettled([downstream, unpacking])
+    throw blobError
+  }
+  if (failure === undefined) head.end()
+  const [piped, unpacked] = await Promise.allSettled([downstream, unpacking])
+  if (piped.status === 'rejected') throw piped.reason
+  if (unpacked.status === 'rejected') throw unpacked.reason
+  return {
+    ...unpacked.value,
+    // Verified equal to the descriptor's size by the blob stream.
+    compressedBytes: descriptor.size,
+    uncompressedBytes: diff.bytes,
+  }
+}

@@ -1,0 +1,94 @@
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { type RuntimeConfigOptions, toRuntimeConfig } from './bundle/runtime-config.js'
+import { writeBundle } from './bundle/write-bundle.js'
+import { shortDigest } from './digest.js'
+import { abortError, OcipullError } from './errors.js'
+import { applyLayer, type LayerStats } from './layer/apply-layer.js'
+import type { PlatformSpec } from './platform.js'
+import { type ResolvedImage, resolveImage } from './resolve-image.js'
+import type { ImageSource } from './sources/image-source.js'
+import type { UnpackOptions } from './unpack/unpack-tar.js'
+
+export interface UnpackImageOptions {
+  /** The bundle directory: `rootfs/` and `config.json` are written there. */
+  bundle: string
+  platform?: PlatformSpec
+  /** Limits for each layer's tar (entries, bytes, path length). */
+  limits?: UnpackOptions['limits']
+  /** Overrides for config.json (args, entrypoint, env, cwd, user, …). */
+  runtime?: Omit<RuntimeConfigOptions, 'rootfs'>
+  onWarning?: UnpackOptions['onWarning']
+  /** Called after each layer has been applied and verified. */
+  onLayer?: (layer: { index: number; digest: string; stats: LayerStats }) => void
+  signal?: AbortSignal
+}
+
+export interface UnpackedImage {
+  image: ResolvedImage
+  bundle: string
+  rootfs: string
+  configPath: string
+}
+
+/**
+ * Unpacks an image into an OCI runtime bundle, the way `umoci unpack` does: the layers are
+ * applied in order onto one flattened rootfs, each streamed once and verified (blob digest and
+ * size, media type magic, diff_id), in a staging directory inside the bundle. Only when every
+ * layer has passed is the staging directory renamed to `rootfs` (replacing an earlier one) and
+ * config.json written; on any failure the staging directory is removed and an existing bundle
+ * is left as it was. Non-Linux images are refused before any layer is fetched.
+ */
+export async function unpackImage(source: ImageSource, options: UnpackImageOptions): Promise<UnpackedImage> {
+  const { signal } = options
+  const image = await resolveImage(source, {
+    ...(options.platform ? { platform: options.platform } : {}),
+    ...(signal ? { signal } : {}),
+  })
+  if (image.config.os !== 'linux') {
+    throw new OcipullError(
+      'ERR_IMAGE_UNSUPPORTED',
+      `${source.name}: image ${shortDigest(image.digest)} is for ${image.config.os}, not linux`,
+    )
+  }
+  await mkdir(options.bundle, { recursive: true })
+  const staging = await mkdtemp(join(options.bundle, '.rootfs-staging-'))
+  const rootfs = join(options.bundle, 'rootfs')
+  try {
+    for (const [index, descriptor] of image.manifest.layers.entries()) {
+      if (signal?.aborted) throw abortError(signal, source.name)
+      const stats = await applyLayer({
+        source,
+        descriptor,
+        diffId: image.config.rootfs.diff_ids[index] as string,
+        root: staging,
+        whiteouts: 'apply',
+        ...(options.limits ? { limits: options.limits } : {}),
+        ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+        ...(signal ? { signal } : {}),
+      })
+      options.onLayer?.({ index, digest: descriptor.digest, stats })
+    }
+    const config = toRuntimeConfig(image, { ...options.runtime, rootfs: staging })
+    const old = `${staging}.old`
+    const hadRootfs = await rename(rootfs, old).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return false
+        throw err
+      },
+    )
+    try {
+      await rename(staging, rootfs)
+    } catch (err) {
+      if (hadRootfs) await rename(old, rootfs).catch(() => {})
+      throw err
+    }
+    if (hadRootfs) await rm(old, { recursive: true, force: true })
+    const configPath = await writeBundle(options.bundle, config, signal ? { signal } : {})
+    return { image, bundle: options.bundle, rootfs, configPath }
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true })
+    throw err
+  }
+}
