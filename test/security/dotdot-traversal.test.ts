@@ -1,19 +1,9 @@
-import { createHash } from 'node:crypto'
-import {
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  utimesSync,
-  writeFileSync,
-} from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
 import { afterAll, describe, expect, test } from 'vitest'
-import { unpackTar } from '../../src/unpack/unpack-tar.js'
-import { buildTarFull, type TarFullSpec, tarEntryFull } from '../helpers/tar-builder.js'
-import { makeTempDir, removeTempDirs } from '../helpers/temp-dirs.js'
+import { escapeArena, unpackLayer, unpackOutcome } from '../helpers/escape-arena.js'
+import { type TarFullSpec, tarEntryFull } from '../helpers/tar-builder.js'
+import { removeTempDirs } from '../helpers/temp-dirs.js'
 
 /**
  * Threat: '..' in an entry name (ustar, PAX path, GNU long name) walks out of the root. Names are
@@ -23,55 +13,6 @@ import { makeTempDir, removeTempDirs } from '../helpers/temp-dirs.js'
  */
 
 afterAll(removeTempDirs)
-
-async function arena() {
-  const base = await makeTempDir('ocipull-sec-')
-  const root = join(base, 'root')
-  const outside = join(base, 'outside')
-  mkdirSync(root)
-  mkdirSync(join(outside, 'dir'), { recursive: true })
-  writeFileSync(join(outside, 'canary'), 'canary', { mode: 0o644 })
-  writeFileSync(join(outside, 'dir/inner'), 'inner', { mode: 0o600 })
-  for (const p of ['canary', 'dir/inner', 'dir', '.']) utimesSync(join(outside, p), 1e9, 1e9)
-  const before = snapshot(base)
-  return { root, outside, unchanged: () => expect(snapshot(base)).toEqual(before) }
-}
-
-/** Everything under `dir` but the root: type, mode, owner, size, mtime, content hash, link target. */
-function snapshot(dir: string, rel = ''): Record<string, string> {
-  const out: Record<string, string> = {}
-  const st = lstatSync(join(dir, rel))
-  const hash = st.isFile()
-    ? createHash('sha256')
-        .update(readFileSync(join(dir, rel)))
-        .digest('hex')
-    : ''
-  const link = st.isSymbolicLink() ? readlinkSync(join(dir, rel)) : ''
-  out[rel || '.'] = `${st.mode} ${st.uid}:${st.gid} ${st.size} ${st.mtimeMs} ${hash}${link}`
-  if (st.isDirectory()) {
-    for (const name of readdirSync(join(dir, rel))) {
-      if (rel === '' && name === 'root') continue
-      Object.assign(out, snapshot(dir, rel === '' ? name : `${rel}/${name}`))
-    }
-  }
-  return out
-}
-
-async function unpack(
-  root: string,
-  specs: TarFullSpec[],
-  whiteouts: 'apply' | 'overlay' = 'apply',
-): Promise<string> {
-  try {
-    await unpackTar(Readable.from([buildTarFull(specs)]), root, {
-      whiteouts,
-      what: 'layer sha256:ab12',
-    })
-    return 'ok'
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err)
-  }
-}
 
 const longName = `${'x/'.repeat(60)}${'../'.repeat(62)}outside/canary`
 
@@ -117,11 +58,8 @@ describe("'..' traversal", () => {
   ]
   for (const c of bad) {
     test(`${c.name} → ERR_PATH_UNSAFE`, async () => {
-      const { root, unchanged } = await arena()
-      const tar = buildTarFull([c.spec])
-      await expect(
-        unpackTar(Readable.from([tar]), root, { whiteouts: 'apply', what: 'layer sha256:ab12' }),
-      ).rejects.toMatchObject({
+      const { root, unchanged } = await escapeArena()
+      await expect(unpackLayer(root, [c.spec])).rejects.toMatchObject({
         code: 'ERR_PATH_UNSAFE',
         message: `layer sha256:ab12: entry ${JSON.stringify(c.shown)}: path escapes the root`,
       })
@@ -131,9 +69,9 @@ describe("'..' traversal", () => {
   }
 
   test("'..' that stays inside is cleaned lexically (umoci)", async () => {
-    const { root, unchanged } = await arena()
+    const { root, unchanged } = await escapeArena()
     expect(
-      await unpack(root, [
+      await unpackOutcome(root, [
         { name: 'a/../b', data: 'ok' },
         { name: './c/./d/../e', data: 'ok' },
       ]),
@@ -144,12 +82,12 @@ describe("'..' traversal", () => {
   })
 
   test("'..' in a symlink target is resolved inside the root when written through", async () => {
-    const { root, unchanged } = await arena()
+    const { root, unchanged } = await escapeArena()
     const specs: TarFullSpec[] = [
       { name: 'up', type: '2', linkname: '../../../../..' },
       { name: 'up/outside/canary', data: 'PWNED' },
     ]
-    expect(await unpack(root, specs)).toBe('ok')
+    expect(await unpackOutcome(root, specs)).toBe('ok')
     unchanged()
     expect(readFileSync(join(root, 'outside/canary'), 'utf8')).toBe('PWNED')
     // The link itself is kept verbatim: what it means at run time is the runtime's business.

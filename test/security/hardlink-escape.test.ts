@@ -1,20 +1,9 @@
-import { createHash } from 'node:crypto'
-import {
-  linkSync,
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  utimesSync,
-  writeFileSync,
-} from 'node:fs'
+import { linkSync, lstatSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
 import { afterAll, describe, expect, test } from 'vitest'
-import { unpackTar } from '../../src/unpack/unpack-tar.js'
-import { buildTarFull, type TarFullSpec } from '../helpers/tar-builder.js'
-import { makeTempDir, removeTempDirs } from '../helpers/temp-dirs.js'
+import { escapeArena, unpackLayer, unpackOutcome } from '../helpers/escape-arena.js'
+import type { TarFullSpec } from '../helpers/tar-builder.js'
+import { removeTempDirs } from '../helpers/temp-dirs.js'
 
 /**
  * Threat: a hardlink entry makes a name inside the root for a file outside it (a host file would
@@ -25,55 +14,6 @@ import { makeTempDir, removeTempDirs } from '../helpers/temp-dirs.js'
  */
 
 afterAll(removeTempDirs)
-
-async function arena() {
-  const base = await makeTempDir('ocipull-sec-')
-  const root = join(base, 'root')
-  const outside = join(base, 'outside')
-  mkdirSync(root)
-  mkdirSync(join(outside, 'dir'), { recursive: true })
-  writeFileSync(join(outside, 'canary'), 'canary', { mode: 0o644 })
-  writeFileSync(join(outside, 'dir/inner'), 'inner', { mode: 0o600 })
-  for (const p of ['canary', 'dir/inner', 'dir', '.']) utimesSync(join(outside, p), 1e9, 1e9)
-  const before = snapshot(base)
-  return { root, outside, unchanged: () => expect(snapshot(base)).toEqual(before) }
-}
-
-/** Everything under `dir` but the root: type, mode, owner, size, mtime, content hash, link target. */
-function snapshot(dir: string, rel = ''): Record<string, string> {
-  const out: Record<string, string> = {}
-  const st = lstatSync(join(dir, rel))
-  const hash = st.isFile()
-    ? createHash('sha256')
-        .update(readFileSync(join(dir, rel)))
-        .digest('hex')
-    : ''
-  const link = st.isSymbolicLink() ? readlinkSync(join(dir, rel)) : ''
-  out[rel || '.'] = `${st.mode} ${st.uid}:${st.gid} ${st.size} ${st.mtimeMs} ${hash}${link}`
-  if (st.isDirectory()) {
-    for (const name of readdirSync(join(dir, rel))) {
-      if (rel === '' && name === 'root') continue
-      Object.assign(out, snapshot(dir, rel === '' ? name : `${rel}/${name}`))
-    }
-  }
-  return out
-}
-
-async function unpack(
-  root: string,
-  specs: TarFullSpec[],
-  whiteouts: 'apply' | 'overlay' = 'apply',
-): Promise<string> {
-  try {
-    await unpackTar(Readable.from([buildTarFull(specs)]), root, {
-      whiteouts,
-      what: 'layer sha256:ab12',
-    })
-    return 'ok'
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err)
-  }
-}
 
 describe('hardlink escape', () => {
   const cases: { name: string; specs: (outside: string) => TarFullSpec[]; want: string }[] = [
@@ -132,30 +72,29 @@ describe('hardlink escape', () => {
   ]
   for (const c of cases) {
     test(`${c.name} → ${c.want}`, async () => {
-      const { root, outside, unchanged } = await arena()
-      expect(await unpack(root, c.specs(outside))).toBe(c.want)
+      const { root, outside, unchanged } = await escapeArena()
+      expect(await unpackOutcome(root, c.specs(outside))).toBe(c.want)
       unchanged()
       expect(lstatSync(join(outside, 'canary')).nlink).toBe(1)
     })
   }
 
   test('the error names the entry and its target', async () => {
-    const { root } = await arena()
-    const tar = buildTarFull([{ name: 'h', type: '1', linkname: '../outside/canary' }])
+    const { root } = await escapeArena()
     await expect(
-      unpackTar(Readable.from([tar]), root, { whiteouts: 'apply', what: 'layer sha256:ab12' }),
+      unpackLayer(root, [{ name: 'h', type: '1', linkname: '../outside/canary' }]),
     ).rejects.toThrow('layer sha256:ab12: entry "h": hardlink target "../outside/canary" escapes the root')
   })
 
   test('a hardlink to a symlink pointing outside links the symlink; writing to either replaces it', async () => {
-    const { root, outside, unchanged } = await arena()
+    const { root, outside, unchanged } = await escapeArena()
     const specs: TarFullSpec[] = [
       { name: 's', type: '2', linkname: `${outside}/canary` },
       { name: 'h', type: '1', linkname: 's' },
       { name: 'h', data: 'PWNED', mode: 0o777 },
       { name: 's', data: 'PWNED', mode: 0o777 },
     ]
-    expect(await unpack(root, specs)).toBe('ok')
+    expect(await unpackOutcome(root, specs)).toBe('ok')
     unchanged()
     expect(readFileSync(join(root, 'h'), 'utf8')).toBe('PWNED')
   })
@@ -163,11 +102,11 @@ describe('hardlink escape', () => {
   test('a name that is a hardlink to a host file is replaced, never written, chmod-ed or chown-ed', async () => {
     // Hardlinks from the image cannot reach the host (above); this plants one by hand to show that
     // even then an entry of the same name unlinks the old name and creates a new inode.
-    const { root, outside } = await arena()
+    const { root, outside } = await escapeArena()
     const host = join(outside, 'dir/inner')
     const before = lstatSync(host)
     linkSync(host, join(root, 'planted'))
-    expect(await unpack(root, [{ name: 'planted', data: 'PWNED', mode: 0o777, uid: 1234 }])).toBe('ok')
+    expect(await unpackOutcome(root, [{ name: 'planted', data: 'PWNED', mode: 0o777, uid: 1234 }])).toBe('ok')
     const after = lstatSync(host)
     expect([after.mode, after.uid, after.size, after.mtimeMs]).toEqual([
       before.mode,

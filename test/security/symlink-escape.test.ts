@@ -1,21 +1,10 @@
-import { createHash } from 'node:crypto'
-import {
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  symlinkSync,
-  utimesSync,
-  writeFileSync,
-} from 'node:fs'
+import { lstatSync, readFileSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
 import { afterAll, describe, expect, test } from 'vitest'
 import { readFileInRoot } from '../../src/fs/resolve-in-root.js'
-import { unpackTar } from '../../src/unpack/unpack-tar.js'
-import { buildTarFull, type TarFullSpec } from '../helpers/tar-builder.js'
-import { makeTempDir, removeTempDirs } from '../helpers/temp-dirs.js'
+import { escapeArena, unpackOutcome } from '../helpers/escape-arena.js'
+import type { TarFullSpec } from '../helpers/tar-builder.js'
+import { removeTempDirs } from '../helpers/temp-dirs.js'
 
 /**
  * Threat: a symlink in the image (from this layer or a lower one) leads a later write, mkdir,
@@ -25,51 +14,6 @@ import { makeTempDir, removeTempDirs } from '../helpers/temp-dirs.js'
  */
 
 afterAll(removeTempDirs)
-
-async function arena() {
-  const base = await makeTempDir('ocipull-symlink-')
-  const root = join(base, 'root')
-  const outside = join(base, 'outside')
-  mkdirSync(root)
-  mkdirSync(join(outside, 'dir'), { recursive: true })
-  writeFileSync(join(outside, 'canary'), 'canary', { mode: 0o644 })
-  writeFileSync(join(outside, 'dir/inner'), 'inner', { mode: 0o600 })
-  for (const p of ['canary', 'dir/inner', 'dir', '.']) utimesSync(join(outside, p), 1e9, 1e9)
-  const before = snapshot(base)
-  return { root, outside, unchanged: () => expect(snapshot(base)).toEqual(before) }
-}
-
-/** Everything under `dir` but the root: type, mode, owner, size, mtime, content hash, link target. */
-function snapshot(dir: string, rel = ''): Record<string, string> {
-  const out: Record<string, string> = {}
-  const st = lstatSync(join(dir, rel))
-  const hash = st.isFile()
-    ? createHash('sha256')
-        .update(readFileSync(join(dir, rel)))
-        .digest('hex')
-    : ''
-  const link = st.isSymbolicLink() ? readlinkSync(join(dir, rel)) : ''
-  out[rel || '.'] = `${st.mode} ${st.uid}:${st.gid} ${st.size} ${st.mtimeMs} ${hash}${link}`
-  if (st.isDirectory()) {
-    for (const name of readdirSync(join(dir, rel))) {
-      if (rel === '' && name === 'root') continue
-      Object.assign(out, snapshot(dir, rel === '' ? name : `${rel}/${name}`))
-    }
-  }
-  return out
-}
-
-async function unpack(root: string, specs: TarFullSpec[]): Promise<string> {
-  try {
-    await unpackTar(Readable.from([buildTarFull(specs)]), root, {
-      whiteouts: 'apply',
-      what: 'layer sha256:ab12',
-    })
-    return 'ok'
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err)
-  }
-}
 
 const isRoot = process.getuid?.() === 0
 
@@ -166,8 +110,8 @@ describe('symlink escape', () => {
     ]
   for (const c of cases) {
     test(c.name, async () => {
-      const { root, outside, unchanged } = await arena()
-      expect(await unpack(root, c.specs(outside))).toBe(c.want ?? 'ok')
+      const { root, outside, unchanged } = await escapeArena()
+      expect(await unpackOutcome(root, c.specs(outside))).toBe(c.want ?? 'ok')
       unchanged()
       if (c.inside !== undefined) {
         const path = join(root, c.inside.replace('OUTSIDE', outside))
@@ -177,18 +121,18 @@ describe('symlink escape', () => {
   }
 
   test.skipIf(!isRoot)('a device node through a symlink stays inside', async () => {
-    const { root, outside, unchanged } = await arena()
+    const { root, outside, unchanged } = await escapeArena()
     const specs: TarFullSpec[] = [
       { name: 'evil', type: '2', linkname: outside },
       { name: 'evil/null', type: '3', devmajor: 1, devminor: 3, mode: 0o666 },
     ]
-    expect(await unpack(root, specs)).toBe('ok')
+    expect(await unpackOutcome(root, specs)).toBe('ok')
     unchanged()
     expect(lstatSync(join(root, outside, 'null')).isCharacterDevice()).toBe(true)
   })
 
   test('a symlink left by a lower layer', async () => {
-    const { root, outside, unchanged } = await arena()
+    const { root, outside, unchanged } = await escapeArena()
     symlinkSync(outside, join(root, 'evil'))
     symlinkSync('../outside', join(root, 'rel'))
     const specs: TarFullSpec[] = [
@@ -196,13 +140,13 @@ describe('symlink escape', () => {
       { name: 'rel/dir/inner', data: 'PWNED' },
       { name: 'evil/dir', type: '5', mode: 0o777 },
     ]
-    expect(await unpack(root, specs)).toBe('ok')
+    expect(await unpackOutcome(root, specs)).toBe('ok')
     unchanged()
     expect(readFileSync(join(root, outside, 'canary'), 'utf8')).toBe('PWNED')
   })
 
   test('readFileInRoot never reads through an escaping symlink', async () => {
-    const { root, outside } = await arena()
+    const { root, outside } = await escapeArena()
     symlinkSync(outside, join(root, 'evil'))
     symlinkSync('missing/../evil', join(root, 'etc'))
     symlinkSync(`${outside}/canary`, join(root, 'direct'))

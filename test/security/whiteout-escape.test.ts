@@ -1,20 +1,9 @@
-import { createHash } from 'node:crypto'
-import {
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  symlinkSync,
-  utimesSync,
-  writeFileSync,
-} from 'node:fs'
+import { lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
 import { afterAll, describe, expect, test } from 'vitest'
-import { unpackTar } from '../../src/unpack/unpack-tar.js'
-import { buildTarFull, type TarFullSpec } from '../helpers/tar-builder.js'
-import { makeTempDir, removeTempDirs } from '../helpers/temp-dirs.js'
+import { escapeArena, unpackOutcome } from '../helpers/escape-arena.js'
+import type { TarFullSpec } from '../helpers/tar-builder.js'
+import { removeTempDirs } from '../helpers/temp-dirs.js'
 
 /**
  * Threat: a whiteout (or opaque marker) that deletes outside the root: through '..', through a
@@ -24,55 +13,6 @@ import { makeTempDir, removeTempDirs } from '../helpers/temp-dirs.js'
  */
 
 afterAll(removeTempDirs)
-
-async function arena() {
-  const base = await makeTempDir('ocipull-sec-')
-  const root = join(base, 'root')
-  const outside = join(base, 'outside')
-  mkdirSync(root)
-  mkdirSync(join(outside, 'dir'), { recursive: true })
-  writeFileSync(join(outside, 'canary'), 'canary', { mode: 0o644 })
-  writeFileSync(join(outside, 'dir/inner'), 'inner', { mode: 0o600 })
-  for (const p of ['canary', 'dir/inner', 'dir', '.']) utimesSync(join(outside, p), 1e9, 1e9)
-  const before = snapshot(base)
-  return { root, outside, unchanged: () => expect(snapshot(base)).toEqual(before) }
-}
-
-/** Everything under `dir` but the root: type, mode, owner, size, mtime, content hash, link target. */
-function snapshot(dir: string, rel = ''): Record<string, string> {
-  const out: Record<string, string> = {}
-  const st = lstatSync(join(dir, rel))
-  const hash = st.isFile()
-    ? createHash('sha256')
-        .update(readFileSync(join(dir, rel)))
-        .digest('hex')
-    : ''
-  const link = st.isSymbolicLink() ? readlinkSync(join(dir, rel)) : ''
-  out[rel || '.'] = `${st.mode} ${st.uid}:${st.gid} ${st.size} ${st.mtimeMs} ${hash}${link}`
-  if (st.isDirectory()) {
-    for (const name of readdirSync(join(dir, rel))) {
-      if (rel === '' && name === 'root') continue
-      Object.assign(out, snapshot(dir, rel === '' ? name : `${rel}/${name}`))
-    }
-  }
-  return out
-}
-
-async function unpack(
-  root: string,
-  specs: TarFullSpec[],
-  whiteouts: 'apply' | 'overlay' = 'apply',
-): Promise<string> {
-  try {
-    await unpackTar(Readable.from([buildTarFull(specs)]), root, {
-      whiteouts,
-      what: 'layer sha256:ab12',
-    })
-    return 'ok'
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err)
-  }
-}
 
 const isRoot = process.getuid?.() === 0
 
@@ -88,10 +28,10 @@ describe('whiteout escape', () => {
   ]
   for (const c of rejected) {
     test(`${c.name} (${c.path}) → ERR_PATH_UNSAFE`, async () => {
-      const { root, unchanged } = await arena()
+      const { root, unchanged } = await escapeArena()
       mkdirSync(join(root, 'd'))
       writeFileSync(join(root, 'd/lower'), 'x')
-      expect(await unpack(root, [{ name: c.path }])).toBe('ERR_PATH_UNSAFE')
+      expect(await unpackOutcome(root, [{ name: c.path }])).toBe('ERR_PATH_UNSAFE')
       unchanged()
       expect(readdirSync(join(root, 'd'))).toEqual(['lower'])
     })
@@ -137,9 +77,9 @@ describe('whiteout escape', () => {
   ]
   for (const c of contained) {
     test(c.name, async () => {
-      const { root, outside, unchanged } = await arena()
+      const { root, outside, unchanged } = await escapeArena()
       c.lower?.(root, outside)
-      expect(await unpack(root, c.specs(outside))).toBe('ok')
+      expect(await unpackOutcome(root, c.specs(outside))).toBe('ok')
       unchanged()
     })
   }
@@ -147,12 +87,12 @@ describe('whiteout escape', () => {
   test.skipIf(!isRoot)(
     "'overlay' mode: a whiteout device through a symlink is made inside the root",
     async () => {
-      const { root, outside, unchanged } = await arena()
+      const { root, outside, unchanged } = await escapeArena()
       const specs: TarFullSpec[] = [
         { name: 'evil', type: '2', linkname: outside },
         { name: 'evil/.wh.canary' },
       ]
-      expect(await unpack(root, specs, 'overlay')).toBe('ok')
+      expect(await unpackOutcome(root, specs, 'overlay')).toBe('ok')
       unchanged()
       expect(lstatSync(join(root, outside, 'canary')).isCharacterDevice()).toBe(true)
     },
