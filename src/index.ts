@@ -15,6 +15,7 @@ export {
   parseDigest,
 } from './digest.js'
 export { type ErrorCode, ErrorCodes, isOcipullError, OcipullError } from './errors.js'
+export { eventSink, PULL_CHANNEL, type PullEvent } from './events.js'
 export {
   type ContainerConfig,
   type HistoryEntry,
@@ -22,6 +23,7 @@ export {
   parseImageConfig,
 } from './image-config.js'
 export { formatImageName, type ImageName, parseImageName } from './image-name.js'
+export { type ApplyLayerOptions, applyLayer, type LayerStats } from './layer/apply-layer.js'
 export { type Compression, type LayerCodec, layerCodec } from './layer/layer-codec.js'
 export {
   DEFAULT_MAX_MANIFEST_SIZE,
@@ -66,4 +68,12 @@ export type { BlobRequest, ImageSource, ManifestRequest } from './sources/image-
 export { ociArchiveSource } from './sources/oci-archive-source.js'
 export { ociLayoutSource } from './sources/oci-layout-source.js'
 export { readBlob } from './sources/read-blob.js'
+export {
+  type UnpackLimits,
+  type UnpackOptions,
+  type UnpackStats,
+  type UnpackWarning,
+  unpackTar,
+} from './unpack/unpack-tar.js'
+export { type UnpackedImage, type UnpackImageOptions, unpackImage } from './unpack-image.js'
 export { VerifyStream, type VerifyStreamOptions } from './verify-stream.js'

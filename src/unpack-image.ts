@@ -4,8 +4,9 @@ import { type RuntimeConfigOptions, toRuntimeConfig } from './bundle/runtime-con
 import { writeBundle } from './bundle/write-bundle.js'
 import { shortDigest } from './digest.js'
 import { abortError, OcipullError } from './errors.js'
-import { applyLayer, type LayerStats } from './layer/apply-layer.js'
-import type { PlatformSpec } from './platform.js'
+import { eventSink, type PullEvent } from './events.js'
+import { applyLayer } from './layer/apply-layer.js'
+import { formatPlatform, type PlatformSpec, platformOf } from './platform.js'
 import { type ResolvedImage, resolveImage } from './resolve-image.js'
 import type { ImageSource } from './sources/image-source.js'
 import type { UnpackOptions } from './unpack/unpack-tar.js'
@@ -18,9 +19,10 @@ export interface UnpackImageOptions {
   limits?: UnpackOptions['limits']
   /** Overrides for config.json (args, entrypoint, env, cwd, user, …). */
   runtime?: Omit<RuntimeConfigOptions, 'rootfs'>
-  onWarning?: UnpackOptions['onWarning']
-  /** Called after each layer has been applied and verified. */
-  onLayer?: (layer: { index: number; digest: string; stats: LayerStats }) => void
+  /** Progress, per-layer bytes and timings, warnings (also published on the `ocipull:pull` channel). */
+  onEvent?: (event: PullEvent) => void
+  /** Minimum milliseconds between two `layer-progress` events of a layer (default 250). */
+  progressIntervalMs?: number
   signal?: AbortSignal
 }
 
@@ -41,9 +43,21 @@ export interface UnpackedImage {
  */
 export async function unpackImage(source: ImageSource, options: UnpackImageOptions): Promise<UnpackedImage> {
   const { signal } = options
+  const emit = eventSink(options.onEvent)
+  const interval = options.progressIntervalMs ?? 250
+  const started = performance.now()
   const image = await resolveImage(source, {
     ...(options.platform ? { platform: options.platform } : {}),
     ...(signal ? { signal } : {}),
+  })
+  emit({
+    type: 'resolved',
+    source: source.name,
+    digest: image.digest,
+    platform: formatPlatform(platformOf(image.config)),
+    layers: image.manifest.layers.length,
+    bytes: image.manifest.layers.reduce((n, l) => n + l.size, 0),
+    ms: performance.now() - started,
   })
   if (image.config.os !== 'linux') {
     throw new OcipullError(
@@ -57,6 +71,10 @@ export async function unpackImage(source: ImageSource, options: UnpackImageOptio
   try {
     for (const [index, descriptor] of image.manifest.layers.entries()) {
       if (signal?.aborted) throw abortError(signal, source.name)
+      const { digest, size, mediaType } = descriptor
+      emit({ type: 'layer-start', index, digest, size, mediaType })
+      const layerStarted = performance.now()
+      let last = layerStarted
       const stats = await applyLayer({
         source,
         descriptor,
@@ -64,10 +82,24 @@ export async function unpackImage(source: ImageSource, options: UnpackImageOptio
         root: staging,
         whiteouts: 'apply',
         ...(options.limits ? { limits: options.limits } : {}),
-        ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+        onWarning: (w) => emit({ type: 'warning', ...w }),
+        onProgress: (bytesIn, bytesOut) => {
+          const now = performance.now()
+          if (now - last < interval) return
+          last = now
+          emit({ type: 'layer-progress', index, digest, bytesIn, bytesOut })
+        },
         ...(signal ? { signal } : {}),
       })
-      options.onLayer?.({ index, digest: descriptor.digest, stats })
+      emit({
+        type: 'layer-done',
+        index,
+        digest,
+        bytesIn: stats.compressedBytes,
+        bytesOut: stats.uncompressedBytes,
+        entries: stats.entries,
+        ms: performance.now() - layerStarted,
+      })
     }
     const config = toRuntimeConfig(image, { ...options.runtime, rootfs: staging })
     const old = `${staging}.old`
@@ -86,6 +118,7 @@ export async function unpackImage(source: ImageSource, options: UnpackImageOptio
     }
     if (hadRootfs) await rm(old, { recursive: true, force: true })
     const configPath = await writeBundle(options.bundle, config, signal ? { signal } : {})
+    emit({ type: 'committed', bundle: options.bundle, ms: performance.now() - started })
     return { image, bundle: options.bundle, rootfs, configPath }
   } catch (err) {
     await rm(staging, { recursive: true, force: true })

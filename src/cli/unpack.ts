@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util'
+import { shortDigest } from '../digest.js'
 import { OcipullError } from '../errors.js'
+import type { PullEvent } from '../events.js'
 import { parseImageName } from '../image-name.js'
 import { openImageSource } from '../open-image-source.js'
 import { parsePlatform } from '../platform.js'
@@ -25,7 +27,8 @@ REF: docker://NAME[:TAG|@DIGEST] (the default transport), oci:DIR[:TAG|@DIGEST],
 Options:
   --bundle DIR   the bundle directory (created if missing)
   --platform P   os/arch[/variant] to pick from an index (default: this host)
-  --json         print one JSON line per event (layer applied, warning, done)
+  --json         print the events as JSON lines (resolved, layer-start, layer-progress,
+                 layer-done, warning, committed) instead of progress on stderr
 
 ${registryFlagsHelp}`
 
@@ -45,31 +48,59 @@ export async function unpackCommand(args: string[], io: CommandIo): Promise<void
   const name = parseImageName(positionals[0] as string)
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform)
   const source = openImageSource(name, registryOptions(values as RegistryFlagValues, name, io.env))
-  const emit = (event: Record<string, unknown>) => {
-    if (values.json) io.stdout.write(`${JSON.stringify(event)}\n`)
-  }
+  const progress = progressPrinter(io, values.json === true)
   try {
-    const started = performance.now()
     const result = await unpackImage(source, {
       bundle: values.bundle,
       signal: io.signal,
       ...(platform ? { platform } : {}),
-      onWarning: (w) => {
-        emit({ event: 'warning', ...w })
-        if (!values.json) io.stderr.write(`ocipull: warning: ${w.path}: ${w.message}\n`)
-      },
-      onLayer: ({ index, digest, stats }) => emit({ event: 'layer', index, digest, ...stats }),
+      onEvent: progress,
     })
-    const done = {
-      event: 'done',
-      digest: result.image.digest,
-      bundle: result.bundle,
-      layers: result.image.manifest.layers.length,
-      seconds: Number(((performance.now() - started) / 1000).toFixed(3)),
-    }
-    if (values.json) emit(done)
-    else io.stdout.write(`unpacked ${result.image.source} (${result.image.digest}) into ${result.bundle}\n`)
+    if (!values.json)
+      io.stdout.write(`unpacked ${result.image.source} (${result.image.digest}) into ${result.bundle}\n`)
   } finally {
     await source.close()
+  }
+}
+
+const MB = 1e6
+
+/**
+ * Shows events: JSON lines on stdout with --json; otherwise one line per layer on stderr,
+ * redrawn in place while it downloads when stderr is a terminal.
+ */
+function progressPrinter(io: CommandIo, json: boolean): (event: PullEvent) => void {
+  const tty = (io.stderr as { isTTY?: boolean }).isTTY === true
+  let layers = 0
+  return (event) => {
+    if (json) {
+      io.stdout.write(`${JSON.stringify(event)}\n`)
+      return
+    }
+    const layer = (e: { index: number; digest: string }) =>
+      `layer ${e.index + 1}/${layers} ${shortDigest(e.digest)}`
+    switch (event.type) {
+      case 'resolved':
+        layers = event.layers
+        io.stderr.write(
+          `${event.source}: ${event.digest} (${event.platform}), ${layers} layers, ${(event.bytes / MB).toFixed(1)} MB\n`,
+        )
+        break
+      case 'layer-progress':
+        if (tty)
+          io.stderr.write(
+            `\r${layer(event)}: ${(event.bytesIn / MB).toFixed(1)} MB in, ${(event.bytesOut / MB).toFixed(1)} MB out`,
+          )
+        break
+      case 'layer-done':
+        io.stderr.write(
+          `${tty ? '\r\x1b[K' : ''}${layer(event)}: ${(event.bytesIn / MB).toFixed(1)} MB → ${(event.bytesOut / MB).toFixed(1)} MB, ${event.entries} entries, ${(event.ms / 1000).toFixed(2)} s\n`,
+        )
+        break
+      case 'warning':
+        io.stderr.write(`${tty ? '\r\x1b[K' : ''}ocipull: warning: ${event.message}\n`)
+        break
+      default:
+    }
   }
 }

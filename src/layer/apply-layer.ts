@@ -17,6 +17,8 @@ export interface ApplyLayerOptions extends Omit<UnpackOptions, 'what' | 'signal'
   diffId: Digest
   /** The directory to extract into; the caller stages it and removes it on failure. */
   root: string
+  /** Called as bytes flow: the blob bytes read so far and the uncompressed bytes so far. */
+  onProgress?: (bytesIn: number, bytesOut: number) => void
   signal?: AbortSignal
 }
 
@@ -53,6 +55,7 @@ export async function applyLayer(options: ApplyLayerOptions): Promise<LayerStats
   const downstream = pipeline([...decompress, diff])
   const unpacking = unpackTar(diff, root, { ...options, what, ...(signal ? { signal } : {}) })
   let failure: unknown
+  let bytesIn = 0
   const failed = new Promise<void>((resolve) => {
     const fail = (err: unknown) => {
       failure ??= err
@@ -69,6 +72,8 @@ export async function applyLayer(options: ApplyLayerOptions): Promise<LayerStats
   try {
     for await (const chunk of blob) {
       if (failure !== undefined) continue // drain: only the blob's own verdict is left to learn
+      bytesIn += (chunk as Buffer).length
+      options.onProgress?.(bytesIn, diff.bytes)
       if (!head.write(chunk)) await Promise.race([new Promise((r) => head.once('drain', r)), failed])
     }
   } catch (blobError) {

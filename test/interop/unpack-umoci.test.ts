@@ -26,6 +26,9 @@ const isRoot = process.getuid?.() === 0
 const ready = requireTool('umoci', 'runc') && isRoot
 afterAll(removeTempDirs)
 
+/** The error line comes last, after any progress lines. */
+const lastLine = (text: string) => text.trim().split('\n').at(-1) ?? ''
+
 async function umociUnpack(layoutRef: string): Promise<string> {
   const bundle = join(await makeTempDir('ocipull-umoci-'), 'bundle')
   await run('umoci', ['unpack', '--image', layoutRef, bundle])
@@ -36,7 +39,9 @@ describe.runIf(ready)('ocipull unpack matches umoci unpack', () => {
   test('busybox', async () => {
     const bundle = join(await makeTempDir(), 'bundle')
     const r = await runCli(['unpack', '--bundle', bundle, `oci:${BUSYBOX_LAYOUT}:latest`])
-    expect(r.stderr).toBe('')
+    expect(r.stderr).not.toMatch(/ocipull: (ERR_|warning)/)
+    expect(r.stderr).toMatch(/layer 3\/3 sha256:[0-9a-f]{12}: [\d.]+ MB → [\d.]+ MB, \d+ entries/)
+    expect(r.stdout).toMatch(/^unpacked oci:.* into /)
     expect(r.code).toBe(0)
     const theirs = await umociUnpack(`${BUSYBOX_LAYOUT}:latest`)
     expect(snapshotTree(join(bundle, 'rootfs'))).toEqual(snapshotTree(join(theirs, 'rootfs')))
@@ -104,7 +109,7 @@ describe.runIf(ready)('ocipull unpack matches umoci unpack', () => {
     const r = await spawnCli(['unpack', '--bundle', bundle, `oci:${dir}:latest`])
     expect(r.code).toBe(5)
     // The gzip stream breaks first, but the blob's digest is the root cause, and it is reported.
-    expect(r.stderr).toMatch(
+    expect(lastLine(r.stderr)).toMatch(
       /^ocipull: ERR_DIGEST_MISMATCH: oci:.*: (blob|layer) sha256:803bb492283c: digest mismatch/,
     )
     expect(execFileSync('ls', ['-A', bundle], { encoding: 'utf8' })).toBe('')
@@ -133,7 +138,7 @@ describe.runIf(ready)('ocipull unpack matches umoci unpack', () => {
     const bundle = join(await makeTempDir(), 'bundle')
     const r = await spawnCli(['unpack', '--bundle', bundle, `oci:${layout}:latest`])
     expect(r.code).toBe(5)
-    expect(r.stderr).toMatch(
+    expect(lastLine(r.stderr)).toMatch(
       /^ocipull: ERR_DIGEST_MISMATCH: oci:.*: layer sha256:\w+: diff_id: digest mismatch: want sha256:0{64}/,
     )
     expect(execFileSync('ls', ['-A', bundle], { encoding: 'utf8' })).toBe('')
@@ -154,11 +159,20 @@ describe.runIf(ready && requireRegistry('http'))('ocipull unpack from a registry
     const r = await runCli(['unpack', '--insecure', '--json', '--bundle', bundle, reg.ref(tag)])
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
+    type Event = { type: string; bytes?: number; bytesIn?: number }
     const events = r.stdout
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as { event: string })
-    expect(events.map((e) => e.event)).toEqual(['layer', 'layer', 'layer', 'done'])
+      .map((l) => JSON.parse(l) as Event)
+    expect(events.map((e) => e.type).filter((t) => t !== 'layer-progress')).toEqual([
+      'resolved',
+      ...['layer-start', 'layer-done', 'layer-start', 'layer-done', 'layer-start', 'layer-done'],
+      'committed',
+    ])
+    // Every blob byte the manifest declares was read, and no more.
+    const declared = events.find((e) => e.type === 'resolved')?.bytes
+    const read = events.filter((e) => e.type === 'layer-done').reduce((n, e) => n + (e.bytesIn ?? 0), 0)
+    expect(read).toBe(declared)
     expect(snapshotTree(join(bundle, 'rootfs'))).toEqual(reference)
   })
 })
