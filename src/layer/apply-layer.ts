@@ -53,7 +53,13 @@ export async function applyLayer(options: ApplyLayerOptions): Promise<LayerStats
   const diff = new VerifyStream({ digest: diffId, what: `${what}: diff_id` })
 
   const downstream = pipeline([...decompress, diff])
-  const unpacking = unpackTar(diff, root, { ...options, what, ...(signal ? { signal } : {}) })
+  const unpacking = unpackTar(diff, root, {
+    whiteouts: options.whiteouts,
+    what,
+    ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+    ...(signal ? { signal } : {}),
+  })
   let failure: unknown
   let bytesIn = 0
   const failed = new Promise<void>((resolve) => {
