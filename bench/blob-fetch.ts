@@ -3,13 +3,13 @@
  * (undici + size cap + sha256) against `curl | sha256sum` on the same blob, in the same run.
  * Reports MB/s (10^6 bytes), the ratio to curl, and peak RSS.
  */
-import { spawn } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { REPO_ROOT, type RigRegistry, startRegistry } from '../test/rig/index.js'
+import { capture, median, sha256File, timedRun } from './util.js'
 
 export interface BenchRow {
   name: string
@@ -28,14 +28,21 @@ export async function blobFetchBench(options: { sizeMiB: number; rounds: number 
     const idle = Number(
       (await capture(process.execPath, ['-e', 'console.log(process.resourceUsage().maxRSS)'])).trim(),
     )
+    const timeFile = join(REPO_ROOT, '.cache', 'bench', 'time.txt')
     const curl: number[][] = []
     const ours: number[][] = []
     for (let round = 0; round < options.rounds; round++) {
       // Alternate the order so neither side always runs on a warm cache.
       const order = round % 2 === 0 ? ['curl', 'ocipull'] : ['ocipull', 'curl']
       for (const which of order) {
-        if (which === 'curl') curl.push(await timed('bash', ['-c', `curl -sf ${url} | sha256sum >/dev/null`]))
-        else {
+        if (which === 'curl') {
+          const t = await timedRun(
+            'bash',
+            ['-o', 'pipefail', '-c', `curl -sf ${url} | sha256sum >/dev/null`],
+            timeFile,
+          )
+          curl.push([t.seconds, t.maxRssKiB])
+        } else {
           const out = await capture(process.execPath, [
             join(REPO_ROOT, 'bench/fetch-blob-child.mjs'),
             reg.host,
@@ -93,9 +100,7 @@ async function uploadRandomBlob(
       out.end((err?: Error | null) => (err ? reject(err) : resolve())),
     )
   }
-  const hash = createHash('sha256')
-  for await (const chunk of createReadStream(file, { highWaterMark: MiB })) hash.update(chunk as Buffer)
-  const digest = `sha256:${hash.digest('hex')}`
+  const digest = await sha256File(file)
   const head = await request(`${reg.url}/v2/bench/blobs/${digest}`, { method: 'HEAD' })
   await head.body.dump()
   if (head.statusCode === 200) return { digest, size }
@@ -111,31 +116,4 @@ async function uploadRandomBlob(
   await put.body.dump()
   if (put.statusCode !== 201) throw new Error(`blob upload failed: ${put.statusCode}`)
   return { digest, size }
-}
-
-/** Wall seconds and peak RSS (KiB) of a command, from GNU time. */
-async function timed(cmd: string, args: string[]): Promise<number[]> {
-  const out = await capture('/usr/bin/time', ['-f', '%e %M', cmd, ...args], true)
-  const [wall, rss] = out.trim().split('\n').at(-1)?.split(' ').map(Number) ?? []
-  return [wall ?? Number.NaN, rss ?? Number.NaN]
-}
-
-function capture(cmd: string, args: string[], stderr = false): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    const out: Buffer[] = []
-    const err: Buffer[] = []
-    child.stdout.on('data', (c: Buffer) => out.push(c))
-    child.stderr.on('data', (c: Buffer) => err.push(c))
-    child.on('error', reject)
-    child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`${cmd} exited ${code}: ${Buffer.concat(err).toString()}`))
-      else resolve(Buffer.concat(stderr ? err : out).toString())
-    })
-  })
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)] ?? Number.NaN
 }

@@ -1,17 +1,61 @@
 /**
- * `npm run bench`: measured throughput, printed as a table with ratios against native tools run
+ * `npm run bench`: measured throughput, printed as tables with ratios against native tools run
  * on the same data in the same run. Not a test: nothing here passes or fails on speed.
- * Environment: BENCH_BLOB_MIB (default 512), BENCH_ROUNDS (default 5).
+ * Environment:
+ *   BENCH_ONLY     blob | layers (default: both)
+ *   BENCH_ROUNDS   rounds per variant (default 5 for blob, 3 for layers)
+ *   BENCH_BLOB_MIB blob size for the blob benchmark (default 512)
+ *   BENCH_LAYERS   comma-separated layer ids (default all: random-gzip, mixed-gzip, mixed-zstd,
+ *                  mixed-none, small-gzip)
+ *   OCIPULL_RIG_PORT_BASE, OCIPULL_RIG_DIR: where the rig's registry runs (test/rig/README.md)
  */
+import { loadavg } from 'node:os'
 import { blobFetchBench } from './blob-fetch.js'
+import { layerUnpackBench } from './layer-unpack.js'
 
-const sizeMiB = Number(process.env['BENCH_BLOB_MIB'] ?? 512)
-const rounds = Number(process.env['BENCH_ROUNDS'] ?? 5)
-
-const rows = await blobFetchBench({ sizeMiB, rounds })
-console.log(`| benchmark | MB/s | ratio | peak RSS MiB |`)
-console.log(`|---|---:|---:|---:|`)
+const only = process.env['BENCH_ONLY']
+if (only !== undefined && only !== 'blob' && only !== 'layers') {
+  throw new TypeError(`BENCH_ONLY must be blob or layers, got ${only}`)
+}
+const roundsEnv = process.env['BENCH_ROUNDS']
+const layerIds = process.env['BENCH_LAYERS']?.split(',').filter((s) => s !== '')
 const num = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : '–')
-for (const r of rows)
-  console.log(`| ${r.name} | ${num(r.mbPerS, 0)} | ${num(r.ratio, 2)} | ${num(r.peakRssMiB, 0)} |`)
-console.log(`\nmedian of ${rounds} rounds, order alternating; node ${process.version}`)
+const started = performance.now()
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')
+const loadBefore = load()
+
+if (only !== 'layers') {
+  const sizeMiB = Number(process.env['BENCH_BLOB_MIB'] ?? 512)
+  const rounds = Number(roundsEnv ?? 5)
+  const rows = await blobFetchBench({ sizeMiB, rounds })
+  console.log(`| benchmark | MB/s | ratio | peak RSS MiB |`)
+  console.log(`|---|---:|---:|---:|`)
+  for (const r of rows)
+    console.log(`| ${r.name} | ${num(r.mbPerS, 0)} | ${num(r.ratio, 2)} | ${num(r.peakRssMiB, 0)} |`)
+  console.log(`\nmedian of ${rounds} rounds, order alternating; node ${process.version}\n`)
+}
+
+if (only !== 'blob') {
+  const rounds = Number(roundsEnv ?? 3)
+  const { rows, problems } = await layerUnpackBench({ rounds, ...(layerIds ? { layers: layerIds } : {}) })
+  const cell = (s: string) => s.replaceAll('|', '\\|')
+  console.log(`| layer | tool | s | MB/s | ratio | peak RSS MiB |`)
+  console.log(`|---|---|---:|---:|---:|---:|`)
+  for (const r of rows) {
+    console.log(
+      `| ${cell(r.layer)} | ${cell(r.tool)} | ${num(r.seconds, 2)} | ${num(r.mbPerS, 0)} | ${num(r.ratio, 2)} | ${num(r.peakRssMiB, 0)} |`,
+    )
+  }
+  console.log(
+    `\nmedian of ${rounds} rounds, order rotating; MB/s of uncompressed tar; ratio = tool's time ÷ ocipull's ` +
+      `(above 1: ocipull is faster); peak RSS = max over rounds; node ${process.version}`,
+  )
+  for (const p of problems) console.log(`- problem: ${p}`)
+}
+
+console.log(
+  `\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s; load average before: ${loadBefore}, after: ${load()}`,
+)
