@@ -9,6 +9,8 @@ import { EntryWriter } from './write-entry.js'
 
 export type { UnpackLimits } from './limits.js'
 
+const WRITE_AHEAD = 4 << 20
+
 export interface UnpackWarning {
   /** WARN_DEVICE_SKIPPED, WARN_XATTR_UNSUPPORTED, WARN_XATTR_FORBIDDEN, WARN_XATTR_INVALID,
    *  WARN_XATTR_FAILED, WARN_WHITEOUT_CONFLICT, WARN_PAX_GLOBAL_IGNORED. */
@@ -92,18 +94,23 @@ export async function unpackTar(input: Readable, root: string, options: UnpackOp
   })
   const events: TarEvent[] = []
   const sink = new Writable({
+    // Up to 4 MiB may wait here, so the inflater upstream keeps working on the thread pool while
+    // this stream writes files; setImmediate moves the writing out of the inflater's callback.
+    highWaterMark: WRITE_AHEAD,
     write(chunk: Buffer, _encoding, callback) {
-      let pending: Promise<void> | undefined
-      try {
-        events.length = 0
-        parser.write(chunk, events)
-        pending = writer.run(events)
-      } catch (err) {
-        callback(err as Error)
-        return
-      }
-      if (pending === undefined) callback()
-      else pending.then(() => callback(), callback)
+      setImmediate(() => {
+        let pending: Promise<void> | undefined
+        try {
+          events.length = 0
+          parser.write(chunk, events)
+          pending = writer.run(events)
+        } catch (err) {
+          callback(err as Error)
+          return
+        }
+        if (pending === undefined) callback()
+        else pending.then(() => callback(), callback)
+      })
     },
     destroy(err, callback) {
       writer.close()
