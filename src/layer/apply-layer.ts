@@ -1,4 +1,4 @@
-import type { Duplex } from 'node:stream'
+import { type Duplex, Transform, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { type Digest, shortDigest } from '../digest.js'
 import { abortError, OcipullError } from '../errors.js'
@@ -50,7 +50,11 @@ export async function applyLayer(options: ApplyLayerOptions): Promise<LayerStats
   const blob = await source.blob(descriptor, signal ? { signal } : {})
   const decompress = decompressStages(codec.compression, what)
   const head = decompress[0] as Duplex
-  const diff = new VerifyStream({ digest: diffId, what: `${what}: diff_id` })
+  // An uncompressed layer whose digest is its diff_id is already hashed by the blob stream.
+  const diff =
+    codec.compression === 'none' && descriptor.digest === diffId
+      ? new CountStream()
+      : new VerifyStream({ digest: diffId, what: `${what}: diff_id` })
 
   const downstream = pipeline([...decompress, diff])
   const unpacking = unpackTar(diff, root, {
@@ -96,5 +100,15 @@ export async function applyLayer(options: ApplyLayerOptions): Promise<LayerStats
     // Verified equal to the descriptor's size by the blob stream.
     compressedBytes: descriptor.size,
     uncompressedBytes: diff.bytes,
+  }
+}
+
+/** Passes bytes through and counts them. */
+class CountStream extends Transform {
+  bytes = 0
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length
+    callback(null, chunk)
   }
 }

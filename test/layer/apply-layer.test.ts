@@ -96,4 +96,20 @@ describe('applyLayer reports the root cause', () => {
     const err = await unpackFails(await serve(bigTar, compress(bigTar)))
     expect(err).toMatchObject({ code: 'ERR_MEDIA_TYPE_MISMATCH' })
   })
+
+  test('an uncompressed layer (hashed once: its digest is its diff_id) with a flipped byte fails', async () => {
+    const s = await serve(bigTar, bigTar, MediaType.OciLayerTar)
+    expect(s.layer.digest).toBe(sha256(bigTar))
+    s.server.fault({ route: 'blobs', target: s.layer.digest, flipByte: 100_000 })
+    expect(await unpackFails(s)).toMatchObject({ code: 'ERR_DIGEST_MISMATCH' })
+  })
+
+  test('an uncompressed layer whose config names another diff_id fails on the diff_id', async () => {
+    const other = buildTar([{ name: 'other', data: 'y' }])
+    const err = await unpackFails(await serve(bigTar, other, MediaType.OciLayerTar))
+    expect(err).toMatchObject({
+      code: 'ERR_DIGEST_MISMATCH',
+      message: expect.stringMatching(/diff_id: digest mismatch/),
+    })
+  })
 })
