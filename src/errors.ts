@@ -36,6 +36,27 @@ export const ErrorCodes = [
   'ERR_LIMIT_EXCEEDED',
   'ERR_IMAGE_UNSUPPORTED',
   'ERR_USER_INVALID',
+  // the layer store and snapshotters
+  'ERR_STORE_CORRUPT',
+  'ERR_IMAGE_NOT_FOUND',
+  'ERR_SNAPSHOTTER_UNSUPPORTED',
+  // signature policy (containers-policy.json, registries.d, GPG, sigstore)
+  'ERR_POLICY_INVALID',
+  'ERR_POLICY_REJECTED',
+  'ERR_SIGNATURE_INVALID',
+  'ERR_SIGNATURE_UNSUPPORTED',
+  // encrypted layers, keys and the KBS
+  'ERR_DECRYPTION_FAILED',
+  'ERR_KEY_UNAVAILABLE',
+  'ERR_KEY_INVALID',
+  'ERR_KBS_DENIED',
+  'ERR_KBS_PROTOCOL',
+  'ERR_ATTESTATION_FAILED',
+  'ERR_INITDATA_INVALID',
+  'ERR_RESOURCE_URI_INVALID',
+  // configuration files (registries.conf, cdh.toml, image-rs [image])
+  'ERR_CONFIG_FILE_INVALID',
+  'ERR_REGISTRY_BLOCKED',
   'ERR_ABORTED',
 ] as const
 

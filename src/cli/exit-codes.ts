@@ -9,6 +9,10 @@ export const ExitCode = {
   Auth: 4,
   Integrity: 5,
   Network: 6,
+  /** Refused by the signature policy or the registry configuration. */
+  Rejected: 7,
+  /** A decryption key could not be obtained (missing, wrong, KBS denied, attestation failed). */
+  Keys: 8,
   Aborted: 130,
 } as const
 
@@ -37,6 +41,20 @@ const byCode: Partial<Record<ErrorCode, number>> = {
   ERR_TIMEOUT: ExitCode.Network,
   ERR_TOO_MANY_REQUESTS: ExitCode.Network,
   ERR_REGISTRY: ExitCode.Network,
+  ERR_IMAGE_NOT_FOUND: ExitCode.NotFound,
+  ERR_POLICY_INVALID: ExitCode.Usage,
+  ERR_CONFIG_FILE_INVALID: ExitCode.Usage,
+  ERR_RESOURCE_URI_INVALID: ExitCode.Usage,
+  ERR_INITDATA_INVALID: ExitCode.Usage,
+  ERR_POLICY_REJECTED: ExitCode.Rejected,
+  ERR_SIGNATURE_INVALID: ExitCode.Rejected,
+  ERR_REGISTRY_BLOCKED: ExitCode.Rejected,
+  ERR_DECRYPTION_FAILED: ExitCode.Integrity,
+  ERR_KEY_UNAVAILABLE: ExitCode.Keys,
+  ERR_KEY_INVALID: ExitCode.Keys,
+  ERR_KBS_DENIED: ExitCode.Keys,
+  ERR_ATTESTATION_FAILED: ExitCode.Keys,
+  ERR_KBS_PROTOCOL: ExitCode.Network,
   ERR_ABORTED: ExitCode.Aborted,
 }
 

@@ -19,7 +19,8 @@ Global options:
   --version       print the version
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 authentication, 5 integrity
-(digest, size or malformed content), 6 network or registry, 130 interrupted.
+(digest, size or malformed content), 6 network or registry, 7 rejected by policy
+or configuration, 8 decryption key unavailable, 130 interrupted.
 `
 
 const commands: Record<string, { run: (args: string[], io: CommandIo) => Promise<void>; help: string }> = {
