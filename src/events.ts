@@ -1,12 +1,19 @@
 import { channel } from 'node:diagnostics_channel'
 
+/** The phases of a pull, in order; `policy` and `keys` only when configured. */
+export type PullPhase = 'resolve' | 'policy' | 'keys' | 'layers' | 'snapshot' | 'bundle'
+
 /**
- * What a pull or unpack reports while it runs, in order: `resolved`, then per layer
- * `layer-start`, `layer-progress` (throttled), `layer-done`, then `committed`. `warning` may come
- * at any time. Times are milliseconds; bytesIn counts the blob as fetched, bytesOut the
- * uncompressed tar.
+ * What a pull or unpack reports while it runs: `phase` start/end around each phase; `resolved`;
+ * per layer either `layer-cached` (already in the store) or `layer-start`, `layer-progress`
+ * (throttled), `layer-done` (layers download concurrently, so their events interleave; `index`
+ * says which); then `committed`. `warning` may come at any time. Times are milliseconds; bytesIn
+ * counts the blob as fetched, bytesOut the uncompressed tar.
  */
 export type PullEvent =
+  /** `ms` is 0 at `start` and the phase's duration at `end`. */
+  | { type: 'phase'; phase: PullPhase; state: 'start' | 'end'; ms: number }
+  | { type: 'layer-cached'; index: number; digest: string; size: number }
   | {
       type: 'resolved'
       source: string
