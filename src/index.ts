@@ -15,6 +15,7 @@ export {
   parseDigest,
 } from './digest.js'
 export { type ErrorCode, ErrorCodes, isOcipullError, OcipullError } from './errors.js'
+export type { PullPhase } from './events.js'
 export { eventSink, PULL_CHANNEL, type PullEvent } from './events.js'
 export {
   type ContainerConfig,
@@ -44,6 +45,7 @@ export {
   type PlatformSpec,
   parsePlatform,
 } from './platform.js'
+export { type PulledImage, type PullImageOptions, pullImage } from './pull-image.js'
 export { formatReference, parseReference, type Reference, repositoryName } from './reference.js'
 export {
   authFileCredentials,
@@ -63,11 +65,17 @@ export {
   type ResolveImageOptions,
   resolveImage,
 } from './resolve-image.js'
+export { dirSnapshotter } from './snapshot/dir-snapshotter.js'
+export { overlaySnapshotter } from './snapshot/overlay-snapshotter.js'
+export type { MaterializeOptions, Rootfs, Snapshotter, StoredLayer } from './snapshot/snapshotter.js'
 export { dockerArchiveSource } from './sources/docker-archive-source.js'
 export type { BlobRequest, ImageSource, ManifestRequest } from './sources/image-source.js'
 export { ociArchiveSource } from './sources/oci-archive-source.js'
 export { ociLayoutSource } from './sources/oci-layout-source.js'
 export { readBlob } from './sources/read-blob.js'
+export { chainIds } from './store/chain-id.js'
+export { type ImageRecord, type LayerRecord, LayerStore, type StagedLayer } from './store/layer-store.js'
+export type { LayerChange } from './unpack/layer-changes.js'
 export {
   type UnpackLimits,
   type UnpackOptions,

@@ -1,4 +1,4 @@
-import { type Digest, shortDigest } from './digest.js'
+import { type Digest, digestOf, parseDigest, shortDigest } from './digest.js'
 import { abortError, OcipullError } from './errors.js'
 import { DEFAULT_MAX_CONFIG_SIZE, type ImageConfig, parseImageConfig } from './image-config.js'
 import type { Descriptor, ImageIndex, ImageManifest, ParsedManifest, Platform } from './manifest.js'
@@ -10,6 +10,14 @@ import { readBlob } from './sources/read-blob.js'
 export interface ResolveImageOptions {
   /** The platform to pick from an index (default: this host's). */
   platform?: PlatformSpec
+  /**
+   * Where config blobs are kept between pulls (the layer store): a config found here by digest is
+   * not fetched. Its bytes are checked against the digest all the same.
+   */
+  configCache?: {
+    get(digest: Digest): Promise<Uint8Array | undefined>
+    put(digest: Digest, bytes: Uint8Array): Promise<void>
+  }
   signal?: AbortSignal
 }
 
@@ -78,10 +86,21 @@ export async function resolveImage(
   top = current
   const manifest = top.manifest
   const what = `${source.name}: config ${shortDigest(manifest.config.digest)}`
-  const configBytes = await readBlob(source, manifest.config, {
-    maxSize: DEFAULT_MAX_CONFIG_SIZE,
-    ...(signal ? { signal } : {}),
-  })
+  const cache = options.configCache
+  let configBytes = await cache?.get(manifest.config.digest)
+  if (
+    configBytes !== undefined &&
+    digestOf(configBytes, parseDigest(manifest.config.digest).algorithm) !== manifest.config.digest
+  ) {
+    configBytes = undefined
+  }
+  if (configBytes === undefined) {
+    configBytes = await readBlob(source, manifest.config, {
+      maxSize: DEFAULT_MAX_CONFIG_SIZE,
+      ...(signal ? { signal } : {}),
+    })
+    await cache?.put(manifest.config.digest, configBytes)
+  }
   const config = parseImageConfig(configBytes, what)
   if (config.rootfs.diff_ids.length !== manifest.layers.length) {
     throw new OcipullError(

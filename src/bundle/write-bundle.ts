@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto'
-import { mkdir, open, rename, rm } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { abortError } from '../errors.js'
+import { writeFileAtomic } from '../fs/write-file-atomic.js'
 import type { RuntimeConfig } from './runtime-spec.js'
 
 export interface WriteBundleOptions {
@@ -24,38 +24,6 @@ export async function writeBundle(
   if (signal?.aborted) throw abortError(signal, `bundle ${dir}`)
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const target = join(dir, 'config.json')
-  const temp = join(dir, `.config.json.${randomBytes(6).toString('hex')}.tmp`)
-  const bytes = Buffer.from(`${JSON.stringify(config, null, 2)}\n`)
-  let renamed = false
-  try {
-    const file = await open(temp, 'wx', 0o644)
-    try {
-      await file.chmod(0o644) // regardless of the umask
-      await file.writeFile(bytes)
-      await file.sync()
-    } finally {
-      await file.close()
-    }
-    if (signal?.aborted) throw abortError(signal, `bundle ${dir}`)
-    await rename(temp, target)
-    renamed = true
-  } finally {
-    if (!renamed) await rm(temp, { force: true })
-  }
-  await syncDir(dir)
+  await writeFileAtomic(target, Buffer.from(`${JSON.stringify(config, null, 2)}\n`))
   return target
-}
-
-/** Makes the rename durable; best effort (some filesystems refuse fsync on a directory). */
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r')
-    try {
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-  } catch {
-    // not fatal: the file itself is complete and in place
-  }
 }

@@ -4,12 +4,15 @@ import { fileURLToPath } from 'node:url'
 import { isOcipullError } from '../errors.js'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
 import { type CommandIo, inspectCommand, inspectHelp } from './inspect.js'
+import { pullCommand, pullHelp } from './pull.js'
 import { unpackCommand, unpackHelp } from './unpack.js'
 
 const usage = `Usage: ocipull COMMAND [OPTIONS]
 
 Commands:
   inspect REF     show the manifest, config and platforms of an image
+  pull REF --bundle DIR [--work-dir D] [--snapshotter dir|overlay]
+                  pull an image into the layer store and make an OCI runtime bundle of it
   unpack REF --bundle DIR
                   unpack an image into an OCI runtime bundle (rootfs + config.json)
 
@@ -25,6 +28,7 @@ or configuration, 8 decryption key unavailable, 130 interrupted.
 
 const commands: Record<string, { run: (args: string[], io: CommandIo) => Promise<void>; help: string }> = {
   inspect: { run: inspectCommand, help: inspectHelp },
+  pull: { run: pullCommand, help: pullHelp },
   unpack: { run: unpackCommand, help: unpackHelp },
 }
 

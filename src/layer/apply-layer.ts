@@ -60,6 +60,8 @@ export async function applyLayer(options: ApplyLayerOptions): Promise<LayerStats
   const unpacking = unpackTar(diff, root, {
     whiteouts: options.whiteouts,
     what,
+    ...(options.onChange ? { onChange: options.onChange } : {}),
+    ...(options.deferMissingLinks ? { deferMissingLinks: true } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
     ...(signal ? { signal } : {}),

@@ -9,7 +9,7 @@ import type { UpperPaths } from './upper-paths.js'
 import { setXattr, type Warn } from './xattrs.js'
 
 export interface WhiteoutContext {
-  mode: 'apply' | 'overlay'
+  mode: 'apply' | 'overlay' | 'record'
   dirs: ParentDirs
   times: DirTimes
   upper: UpperPaths

@@ -14,6 +14,8 @@ export interface HardlinkContext {
   /** `<what>: entry "<name>"`, for messages. */
   label: string
   warn: Warn
+  /** When set, a missing target calls this and yields undefined instead of ERR_LAYER_INVALID. */
+  onMissing?: () => void
 }
 
 /**
@@ -42,6 +44,10 @@ export function resolveHardlinkTarget(e: TarEntry, ctx: HardlinkContext): string
   if (host === undefined || st === undefined) {
     if (host !== undefined && ctx.skipped.has(host)) {
       ctx.warn('WARN_DEVICE_SKIPPED', display(e.name), `hardlink to skipped device ${target} skipped`)
+      return undefined
+    }
+    if (ctx.onMissing !== undefined) {
+      ctx.onMissing()
       return undefined
     }
     throw invalid(`hardlink target ${target} does not exist`)

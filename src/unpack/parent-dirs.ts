@@ -20,12 +20,17 @@ export class ParentDirs {
   private readonly root: string
   private readonly times: DirTimes
   private readonly upper: UpperPaths
+  private readonly onCreate: ((rel: string) => void) | undefined
 
-  /** `root`: an absolute host byte-string path, without a trailing '/'. */
-  constructor(root: string, times: DirTimes, upper: UpperPaths) {
+  /**
+   * `root`: an absolute host byte-string path, without a trailing '/'. `onCreate` hears of each
+   * directory made here (relative to the root).
+   */
+  constructor(root: string, times: DirTimes, upper: UpperPaths, onCreate?: (rel: string) => void) {
     this.root = root
     this.times = times
     this.upper = upper
+    this.onCreate = onCreate
   }
 
   /**
@@ -83,6 +88,7 @@ export class ParentDirs {
     this.times.touch(parent)
     mkdirSync(fsPath(host), 0o755)
     this.upper.add(this.relative(host))
+    this.onCreate?.(this.relative(host))
   }
 }
 

@@ -3,10 +3,12 @@ import { resolve } from 'node:path'
 import { type Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { abortError, OcipullError } from '../errors.js'
+import type { LayerChange } from './layer-changes.js'
 import { resolveLimits, type UnpackLimits } from './limits.js'
 import { type TarEvent, TarParser } from './tar-parser.js'
 import { EntryWriter } from './write-entry.js'
 
+export type { LayerChange } from './layer-changes.js'
 export type { UnpackLimits } from './limits.js'
 
 const WRITE_AHEAD = 4 << 20
@@ -27,8 +29,21 @@ export interface UnpackOptions {
    * 'overlay': produce an overlayfs layer dir: whiteouts become char 0/0 devices, opaque dirs get
    * the xattr trusted.overlay.opaque=y (as root; user.overlay.opaque otherwise; ERR_IMAGE_UNSUPPORTED
    * if neither works).
+   * 'record': leave whiteouts off the disk; report them through `onChange` (a layer-store layer
+   * unpacked without root, stacked later by the dir snapshotter).
    */
-  whiteouts: 'apply' | 'overlay'
+  whiteouts: 'apply' | 'overlay' | 'record'
+  /**
+   * Reports what the files of a layer unpacked on its own cannot show (layer-changes.ts):
+   * whiteouts, opaque directories, implicit directories, xattrs, deferred hardlinks.
+   */
+  onChange?: (change: LayerChange) => void
+  /**
+   * A hardlink whose target is missing is reported as a `link` change instead of failing with
+   * ERR_LAYER_INVALID: its target is in a lower layer, which is not there when a layer is
+   * unpacked on its own.
+   */
+  deferMissingLinks?: boolean
   limits?: UnpackLimits
   /** Harmless oddities: devices skipped when not root, xattrs the filesystem refuses, … */
   onWarning?: (w: UnpackWarning) => void
@@ -66,8 +81,10 @@ export async function unpackTar(input: Readable, root: string, options: UnpackOp
   let limits: ReturnType<typeof resolveLimits>
   let rootPath: string
   try {
-    if (options.whiteouts !== 'apply' && options.whiteouts !== 'overlay') {
-      throw new TypeError(`whiteouts must be 'apply' or 'overlay', got ${String(options.whiteouts)}`)
+    if (!['apply', 'overlay', 'record'].includes(options.whiteouts)) {
+      throw new TypeError(
+        `whiteouts must be 'apply', 'overlay' or 'record', got ${String(options.whiteouts)}`,
+      )
     }
     limits = resolveLimits(options.limits)
     if (signal?.aborted) throw abortError(signal, what)
@@ -91,6 +108,8 @@ export async function unpackTar(input: Readable, root: string, options: UnpackOp
     maxEntries: limits.maxEntries,
     warn,
     signal,
+    onChange: options.onChange,
+    deferMissingLinks: options.deferMissingLinks === true,
   })
   const events: TarEvent[] = []
   const sink = new Writable({

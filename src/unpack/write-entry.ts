@@ -15,6 +15,7 @@ import { applyWhiteout, type WhiteoutContext } from './apply-whiteout.js'
 import { DirTimes } from './dir-times.js'
 import { cleanEntryPath, display, entryLabel, parseWhiteout, splitParent, unsafe } from './entry-path.js'
 import { lstatOrUndefined, resolveHardlinkTarget } from './hardlink-target.js'
+import { type LayerChange, xattrRecord } from './layer-changes.js'
 import { makeNode } from './make-node.js'
 import { applyFileMetadata, applyNodeMetadata, atimeOf } from './metadata.js'
 import { ParentDirs } from './parent-dirs.js'
@@ -25,11 +26,13 @@ import { type Warn, XattrWriter } from './xattrs.js'
 export interface EntryWriterOptions {
   /** Absolute host byte-string path of the root, without a trailing '/'. */
   root: string
-  whiteouts: 'apply' | 'overlay'
+  whiteouts: 'apply' | 'overlay' | 'record'
   what: string
   maxEntries: number
   warn: Warn
   signal: AbortSignal | undefined
+  onChange: ((change: LayerChange) => void) | undefined
+  deferMissingLinks: boolean
 }
 
 const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
@@ -58,10 +61,18 @@ export class EntryWriter {
   /** Device nodes skipped (not root), so hardlinks to them are skipped too. */
   private readonly skipped = new Set<string>()
   private file: { fd: number; entry: TarEntry; host: string; label: string } | undefined
+  /** Directories made only to hold children (reported as `implicit-dir` changes at the end). */
+  private readonly implicit = new Set<string>()
+  private rootSeen = false
 
   constructor(options: EntryWriterOptions) {
     this.o = options
-    this.dirs = new ParentDirs(options.root, this.times, this.upper)
+    this.dirs = new ParentDirs(
+      options.root,
+      this.times,
+      this.upper,
+      options.onChange ? (rel) => this.implicit.add(rel) : undefined,
+    )
     this.xattrs = new XattrWriter({ warn: options.warn, overlay: options.whiteouts === 'overlay' })
     this.ctx = {
       mode: options.whiteouts,
@@ -88,9 +99,13 @@ export class EntryWriter {
     return undefined
   }
 
-  /** After the last event: directory modes and times. */
+  /** After the last event: directory modes and times, and the implicit directories. */
   finish(): void {
     this.times.apply()
+    const report = this.o.onChange
+    if (report === undefined) return
+    if (!this.rootSeen) report({ kind: 'implicit-dir', path: '' })
+    for (const path of this.implicit) report({ kind: 'implicit-dir', path })
   }
 
   /** Closes the file being written, if any (on failure). */
@@ -117,16 +132,28 @@ export class EntryWriter {
     if (rel === '') return this.rootEntry(e)
     const { parent, base } = splitParent(rel)
     const wh = parseWhiteout(base, this.o.what, e.name)
-    if (wh !== undefined) return applyWhiteout(this.ctx, parent, wh, label)
+    if (wh !== undefined) {
+      if (wh.kind !== 'meta') {
+        const path = wh.kind === 'opaque' ? parent : parent === '' ? wh.target : `${parent}/${wh.target}`
+        this.o.onChange?.({ kind: wh.kind === 'opaque' ? 'opaque' : 'whiteout', path })
+      }
+      return this.o.whiteouts === 'record' ? undefined : applyWhiteout(this.ctx, parent, wh, label)
+    }
     let target: string | undefined
     if (e.type === 'hardlink') {
+      let missing = false
       target = resolveHardlinkTarget(e, {
         dirs: this.dirs,
         skipped: this.skipped,
         what: this.o.what,
         label,
         warn: this.o.warn,
+        ...(this.o.deferMissingLinks ? { onMissing: () => (missing = true) } : {}),
       })
+      if (missing) {
+        this.o.onChange?.({ kind: 'link', path: rel, target: cleanEntryPath(e.linkname, this.o.what) })
+        return undefined
+      }
       if (target === undefined) return undefined
     }
     const dir = this.dirs.resolve(parent, true, label) as string
@@ -142,6 +169,7 @@ export class EntryWriter {
       }
       case 'directory':
         this.create(host, () => mkdirSync(p, 0o700), true)
+        this.implicit.delete(this.dirs.relative(host))
         if (this.isRoot) lchownSync(p, e.uid, e.gid)
         this.times.set(host, { mode: e.mode, atime: atimeOf(e), mtime: e.mtime })
         break
@@ -158,6 +186,8 @@ export class EntryWriter {
         return this.node(e, dir, base, label)
     }
     this.upper.add(this.dirs.relative(host))
+    if (e.xattrs)
+      this.o.onChange?.({ kind: 'xattrs', path: this.dirs.relative(host), xattrs: xattrRecord(e.xattrs) })
     return e.type !== 'file' && e.xattrs
       ? this.xattrs.apply(host, display(e.name), e.xattrs, this.o.signal)
       : undefined
@@ -169,6 +199,8 @@ export class EntryWriter {
       throw unsafe(this.o.what, e.name, 'refusing to change the type of the root directory')
     }
     const root = this.o.root
+    this.rootSeen = true
+    if (e.xattrs) this.o.onChange?.({ kind: 'xattrs', path: '', xattrs: xattrRecord(e.xattrs) })
     if (this.isRoot) lchownSync(fsPath(root), e.uid, e.gid)
     this.times.set(root, { mode: e.mode, atime: atimeOf(e), mtime: e.mtime })
     return e.xattrs ? this.xattrs.apply(root, display(e.name), e.xattrs, this.o.signal) : undefined
@@ -228,6 +260,8 @@ export class EntryWriter {
     }
     applyNodeMetadata(host, e, this.isRoot)
     this.upper.add(this.dirs.relative(host))
+    if (e.xattrs)
+      this.o.onChange?.({ kind: 'xattrs', path: this.dirs.relative(host), xattrs: xattrRecord(e.xattrs) })
     if (e.xattrs) await this.xattrs.apply(host, name, e.xattrs, this.o.signal)
   }
 

@@ -40,7 +40,7 @@ describe.runIf(ready)('ocipull unpack matches umoci unpack', () => {
     const bundle = join(await makeTempDir(), 'bundle')
     const r = await runCli(['unpack', '--bundle', bundle, `oci:${BUSYBOX_LAYOUT}:latest`])
     expect(r.stderr).not.toMatch(/ocipull: (ERR_|warning)/)
-    expect(r.stderr).toMatch(/layer 3\/3 sha256:[0-9a-f]{12}: [\d.]+ MB → [\d.]+ MB, \d+ entries/)
+    expect(r.stderr).toMatch(/layer 3\/3 sha256:[0-9a-f]{12}: [\d.]+ [kMG]?B → [\d.]+ [kMG]?B, \d+ entries/)
     expect(r.stdout).toMatch(/^unpacked oci:.* into /)
     expect(r.code).toBe(0)
     const theirs = await umociUnpack(`${BUSYBOX_LAYOUT}:latest`)
