@@ -9,8 +9,12 @@
  *                 curl -sf BLOB | tar -xf -   (uncompressed)
  *   skopeo+umoci  skopeo copy docker://REF oci:DIR:latest && umoci unpack --image DIR:latest BUNDLE
  *   ocipull       node dist/cli/main.js unpack --insecure --json --bundle BUNDLE REF
+ *   pull-dir      node dist/cli/main.js pull --insecure --json --bundle BUNDLE --work-dir STORE REF
+ *                 (a fresh store each run: download, unpack into the store, copy into the bundle)
+ *   pull-overlay  the same with --snapshotter overlay (root only; unmounted after the run)
  *
- * MB/s counts uncompressed tar bytes (10^6) per second of wall time, process start-up included.
+ * MB/s counts uncompressed tar bytes (10^6) per second of wall time, process start-up included;
+ * `vs native` is the native pipeline's median time ÷ this row's (above 1: faster than native).
  * Peak RSS comes from GNU time: for ocipull the node process, for a shell pipeline its largest
  * process. In the first round the three trees are compared (type, mode, owner, size, mtime, link
  * target of every entry) and any difference is reported.
@@ -26,8 +30,8 @@ export interface LayerRow {
   tool: string
   seconds: number
   mbPerS: number
-  /** This tool's median time ÷ ocipull's: above 1 means ocipull is faster. NaN on ocipull's row. */
-  ratio: number
+  /** The native pipeline's median time ÷ this row's: above 1 means faster than native. */
+  vsNative: number
   peakRssMiB: number
 }
 
@@ -37,8 +41,14 @@ export interface LayerBenchResult {
   problems: string[]
 }
 
-type Variant = 'native' | 'ocipull' | 'skopeo+umoci'
-const VARIANTS: readonly Variant[] = ['native', 'ocipull', 'skopeo+umoci']
+type Variant = 'native' | 'ocipull' | 'skopeo+umoci' | 'pull-dir' | 'pull-overlay'
+const VARIANTS: readonly Variant[] = [
+  'native',
+  'ocipull',
+  'skopeo+umoci',
+  'pull-dir',
+  ...(process.getuid?.() === 0 ? (['pull-overlay'] as const) : []),
+]
 
 const WORK = '/dev/shm/ocipull-bench'
 const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js')
@@ -119,6 +129,28 @@ async function runVariant(
     return { timed: await timedRun('bash', ['-o', 'pipefail', '-c', script], timeFile), root: out }
   }
   const bundle = join(dir, 'bundle')
+  if (variant === 'pull-dir' || variant === 'pull-overlay') {
+    const snapshotter = variant === 'pull-dir' ? 'dir' : 'overlay'
+    const args = [
+      'pull',
+      '--insecure',
+      '--json',
+      '--snapshotter',
+      snapshotter,
+      '--work-dir',
+      join(dir, 'store'),
+    ]
+    const timed = await timedRun(process.execPath, [CLI, ...args, '--bundle', bundle, image.ref], timeFile)
+    checkOneLayer(timed.stdout, image)
+    if (variant === 'pull-overlay') {
+      // The tree is listed before the run's directory is removed: list it now, then unmount.
+      const copy = join(dir, 'listing')
+      await capture('cp', ['-a', join(bundle, 'rootfs'), copy])
+      await capture('umount', [join(bundle, 'rootfs')])
+      return { timed, root: copy }
+    }
+    return { timed, root: join(bundle, 'rootfs') }
+  }
   if (variant === 'skopeo+umoci') {
     const layout = join(dir, 'layout')
     const script =
@@ -134,8 +166,13 @@ async function runVariant(
     [CLI, 'unpack', '--insecure', '--json', '--bundle', bundle, image.ref],
     timeFile,
   )
-  // --json prints PullEvents (src/events.ts): check that one layer of the whole tar was applied.
-  const done = timed.stdout
+  checkOneLayer(timed.stdout, image)
+  return { timed, root: join(bundle, 'rootfs') }
+}
+
+/** --json prints PullEvents (src/events.ts): check that one layer of the whole tar was applied. */
+function checkOneLayer(stdout: string, image: BenchImage): void {
+  const done = stdout
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as { type?: string; bytesOut?: number })
@@ -143,7 +180,6 @@ async function runVariant(
   if (done.length !== 1 || done[0]?.bytesOut !== image.tarBytes) {
     throw new Error(`ocipull reported ${JSON.stringify(done)}, expected one layer of ${image.tarBytes} bytes`)
   }
-  return { timed, root: join(bundle, 'rootfs') }
 }
 
 /** One line per entry below `root`: path, type, mode, owner, size (not for dirs), mtime, link target. */
@@ -195,7 +231,7 @@ function rowsFor(image: BenchImage, times: Map<string, Timed[]>): LayerRow[] {
       peakRssMiB: runs.length ? Math.max(...runs.map((r) => r.maxRssKiB)) / 1024 : Number.NaN,
     }
   }
-  const ours = stat('ocipull')
+  const native = stat('native')
   const nativeName =
     image.compression === 'gzip'
       ? 'curl | tar -xzf'
@@ -206,15 +242,17 @@ function rowsFor(image: BenchImage, times: Map<string, Timed[]>): LayerRow[] {
     native: nativeName,
     'skopeo+umoci': 'skopeo copy + umoci unpack',
     ocipull: 'ocipull unpack',
+    'pull-dir': 'ocipull pull (dir)',
+    'pull-overlay': 'ocipull pull (overlay)',
   }
-  return (['native', 'skopeo+umoci', 'ocipull'] as const).map((variant) => {
+  return VARIANTS.map((variant) => {
     const s = stat(variant)
     return {
       layer,
       tool: toolNames[variant],
       seconds: s.seconds,
       mbPerS: image.tarBytes / 1e6 / s.seconds,
-      ratio: variant === 'ocipull' ? Number.NaN : s.seconds / ours.seconds,
+      vsNative: native.seconds / s.seconds,
       peakRssMiB: s.peakRssMiB,
     }
   })
