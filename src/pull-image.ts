@@ -11,6 +11,8 @@ import { abortError, OcipullError } from './errors.js'
 import { eventSink, type PullEvent, type PullPhase } from './events.js'
 import { applyLayer } from './layer/apply-layer.js'
 import { formatPlatform, type PlatformSpec, platformOf } from './platform.js'
+import { assertPolicyAccepted, type PolicyVerdict } from './policy/policy-verdict.js'
+import type { PolicyVerifier } from './policy/policy-verifier.js'
 import { type ResolvedImage, resolveImage } from './resolve-image.js'
 import { dirSnapshotter } from './snapshot/dir-snapshotter.js'
 import { overlaySnapshotter } from './snapshot/overlay-snapshotter.js'
@@ -38,6 +40,11 @@ export interface PullImageOptions {
   limits?: UnpackOptions['limits']
   /** Overrides for config.json (args, entrypoint, env, cwd, user, …). */
   runtime?: Omit<RuntimeConfigOptions, 'rootfs'>
+  /**
+   * The signature policy: evaluated on the resolved manifest before any layer is fetched, also
+   * when every layer is already in the store. A rejection is ERR_POLICY_REJECTED.
+   */
+  policy?: PolicyVerifier
   /** Progress, phases, per-layer bytes and timings, warnings (also on the `ocipull:pull` channel). */
   onEvent?: (event: PullEvent) => void
   /** Minimum milliseconds between two `layer-progress` events of a layer (default 250). */
@@ -53,12 +60,15 @@ export interface PulledImage {
   configPath: string
   /** Layers taken from the store without downloading anything. */
   cachedLayers: number
+  /** The policy's verdict, when a policy was given (always an acceptance here). */
+  verdict?: PolicyVerdict
 }
 
 /**
  * Pulls an image into the layer store and makes an OCI runtime bundle of it:
  *
  * 1. resolve: the manifest for the platform and its config (a config in the store is not fetched);
+ *    then the signature policy, if any, before any layer byte is fetched;
  * 2. layers: each layer missing from the store is streamed once from the source through digest
  *    and size check → decompression → diff_id check → tar extraction into its own staging
  *    directory, up to `concurrency` at a time; layers are committed to the store in order, each
@@ -108,6 +118,15 @@ export async function pullImage(source: ImageSource, options: PullImageOptions):
       `${source.name}: image ${shortDigest(image.digest)} is for ${image.config.os}, not linux`,
     )
   }
+  const policy = options.policy
+  const verdict =
+    policy === undefined
+      ? undefined
+      : await phase('policy', async () => {
+          const v = await policy.verify(image, source, signal ? { signal } : {})
+          assertPolicyAccepted(v)
+          return v
+        })
 
   const diffIds = image.config.rootfs.diff_ids
   const chain = chainIds(diffIds)
@@ -150,7 +169,15 @@ export async function pullImage(source: ImageSource, options: PullImageOptions):
       }
     })
     emit({ type: 'committed', bundle: options.bundle, ms: performance.now() - started })
-    return { image, record, bundle: options.bundle, rootfs, configPath, cachedLayers }
+    return {
+      image,
+      record,
+      bundle: options.bundle,
+      rootfs,
+      configPath,
+      cachedLayers,
+      ...(verdict ? { verdict } : {}),
+    }
   } finally {
     release()
   }

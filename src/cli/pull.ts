@@ -5,7 +5,10 @@ import { OcipullError } from '../errors.js'
 import { parseImageName } from '../image-name.js'
 import { openImageSource } from '../open-image-source.js'
 import { parsePlatform } from '../platform.js'
+import { loadPolicy } from '../policy/parse-policy.js'
+import { containersPolicyVerifier } from '../policy/policy-verifier.js'
 import { pullImage } from '../pull-image.js'
+import { RegistryClient } from '../registry/registry-client.js'
 import type { CommandIo } from './inspect.js'
 import { createProgressDisplay, type ProgressDisplay } from './progress-display.js'
 import {
@@ -14,6 +17,7 @@ import {
   registryFlagsHelp,
   registryOptions,
 } from './registry-options.js'
+import { registriesDFor } from './verify.js'
 
 export const pullHelp = `Usage: ocipull pull REF --bundle DIR [--work-dir D] [--snapshotter dir|overlay]
                     [--platform os/arch[/variant]] [--concurrency N] [--json]
@@ -35,6 +39,12 @@ Options:
   --platform P         os/arch[/variant] to pick from an index (default: this host)
   --concurrency N      layers downloaded at once (default 3)
   --json               print the events as JSON lines instead of progress on stderr
+  --policy FILE        a signature policy (containers-policy.json) checked before any layer
+                       is fetched (also for layers already in the store); exit 7 on reject
+  --registries.d DIR   lookaside and sigstore-attachment settings for --policy (default:
+                       ~/.config/containers/registries.d, else /etc/containers/registries.d)
+  --accept-index-signatures
+                       with --policy, also accept signatures over the index digest
 
 ${registryFlagsHelp}`
 
@@ -50,6 +60,9 @@ export async function pullCommand(args: string[], io: CommandIo): Promise<void> 
       platform: { type: 'string' },
       concurrency: { type: 'string' },
       json: { type: 'boolean' },
+      policy: { type: 'string' },
+      'registries.d': { type: 'string' },
+      'accept-index-signatures': { type: 'boolean' },
     },
   })
   if (positionals.length !== 1) throw new OcipullError('ERR_OPTIONS_INVALID', 'pull takes exactly one REF')
@@ -67,7 +80,20 @@ export async function pullCommand(args: string[], io: CommandIo): Promise<void> 
   }
   const name = parseImageName(positionals[0] as string)
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform)
-  const source = openImageSource(name, registryOptions(values as RegistryFlagValues, name, io.env))
+  const sourceOptions = registryOptions(values as RegistryFlagValues, name, io.env)
+  // One client for the image and its signatures (sigstore attachments live in the same registry).
+  const client = name.transport === 'docker' ? new RegistryClient(sourceOptions) : undefined
+  const policy =
+    values.policy === undefined
+      ? undefined
+      : containersPolicyVerifier({
+          policy: await loadPolicy(values.policy, { signal: io.signal }),
+          reference: name,
+          registriesD: await registriesDFor(values['registries.d'], io),
+          ...(client === undefined ? {} : { registry: { client } }),
+          acceptIndexSignatures: values['accept-index-signatures'] === true,
+        })
+  const source = openImageSource(name, client === undefined ? sourceOptions : { ...sourceOptions, client })
   const progress: ProgressDisplay = values.json
     ? { onEvent: (event) => io.stdout.write(`${JSON.stringify(event)}\n`), close: () => {} }
     : createProgressDisplay({ stream: io.stderr })
@@ -78,6 +104,7 @@ export async function pullCommand(args: string[], io: CommandIo): Promise<void> 
       snapshotter,
       concurrency,
       signal: io.signal,
+      ...(policy ? { policy } : {}),
       ...(platform ? { platform } : {}),
       onEvent: progress.onEvent,
     })
@@ -88,6 +115,7 @@ export async function pullCommand(args: string[], io: CommandIo): Promise<void> 
   } finally {
     progress.close()
     await source.close()
+    await client?.close()
   }
 }
 

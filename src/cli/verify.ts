@@ -86,7 +86,7 @@ export async function verifyCommand(args: string[], io: CommandIo): Promise<void
 }
 
 /** The --registries.d directory, else the user's or the system's, else only the built-in lookaside. */
-async function registriesDFor(dir: string | undefined, io: CommandIo): Promise<RegistriesD> {
+export async function registriesDFor(dir: string | undefined, io: CommandIo): Promise<RegistriesD> {
   if (dir !== undefined) return loadRegistriesD(dir, { signal: io.signal })
   for (const candidate of [
     join(io.env['HOME'] ?? homedir(), '.config/containers/registries.d'),

@@ -33,6 +33,11 @@ export {
   type RequirementVerdict,
 } from './policy-verdict.js'
 export {
+  type ContainersPolicyVerifierOptions,
+  containersPolicyVerifier,
+  type PolicyVerifier,
+} from './policy-verifier.js'
+export {
   builtinLookaside,
   loadRegistriesD,
   lookasideFor,
