@@ -7,7 +7,12 @@ import { ociLayoutSource } from './sources/oci-layout-source.js'
 
 export type OpenImageSourceOptions = RegistrySourceOptions
 
-/** Opens the ImageSource for a parsed image name; registry options apply to `docker` names only. */
+/**
+ * Opens the ImageSource for a parsed image name; registry options apply to `docker` names only.
+ * A `docker` name gives a RegistryImageSource (see isRegistrySource): with `registries` it tries
+ * mirrors and remapped locations in order, and records in `location` the one that answered,
+ * while `reference` stays the user's (the one to evaluate a signature policy on).
+ */
 export function openImageSource(name: ImageName, options: OpenImageSourceOptions = {}): ImageSource {
   const local = (n: { path: string; tag?: string; digest?: string }) => ({
     path: n.path,

@@ -39,6 +39,19 @@ export async function readAuthFile(
   }
   const bytes = await readCapped(path, options.maxBytes ?? DEFAULT_MAX_AUTH_FILE_BYTES, fail)
   if (bytes === undefined) return undefined
+  return parseAuthFile(bytes, path)
+}
+
+/**
+ * Checks the bytes of one auth file that came from elsewhere (a KBS resource, an
+ * `authenticated_registry_credentials_uri`); `name` stands for the path in messages. The same
+ * rules as readAuthFile apply, and the same ERR_CREDENTIALS.
+ */
+export function parseAuthFile(bytes: Uint8Array, name: string): AuthFile {
+  const path = name
+  const fail: Fail = (problem) => {
+    throw new OcipullError('ERR_CREDENTIALS', `auth file ${path}: ${problem}`)
+  }
   let text = ''
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { abortError, OcipullError } from '../errors.js'
 import { DOCKER_HUB } from '../reference.js'
-import { type AuthFile, DEFAULT_MAX_AUTH_FILE_BYTES, readAuthFile } from './credential-file.js'
+import { type AuthFile, DEFAULT_MAX_AUTH_FILE_BYTES, parseAuthFile, readAuthFile } from './credential-file.js'
 import { runCredentialHelper } from './credential-helper.js'
 import { DOCKER_HUB_SERVER_URL, lookupKeys, normalizeRegistry } from './credential-key.js'
 
@@ -23,9 +23,20 @@ export interface CredentialRequest {
 /** Returns credentials for one registry host (and repository, for per-namespace entries), or undefined. */
 export type CredentialStore = (request: CredentialRequest) => Promise<Credential | undefined>
 
+/**
+ * An auth file that is not a local path, e.g. fetched through a KeySource: `read` is called at
+ * most once, on first use, and shared by every lookup (so it gets no caller's signal: each
+ * caller stops waiting when its own signal fires);
+ * undefined means there is no such file. `name` is for messages.
+ */
+export interface AuthFileSource {
+  name: string
+  read: () => Promise<Uint8Array | undefined>
+}
+
 export interface AuthFileCredentialsOptions {
   /** Auth files in order of precedence: the first file with a match wins. Missing files are skipped. */
-  files: string[]
+  files: (string | AuthFileSource)[]
   /** Where credential helpers are looked up (PATH) and run with (default process.env). */
   env?: NodeJS.ProcessEnv
   /** Milliseconds a credential helper may take (default 10 s). */
@@ -44,10 +55,12 @@ export interface AuthFileCredentialsOptions {
 export function authFileCredentials(options: AuthFileCredentialsOptions): CredentialStore {
   const files = [...options.files]
   const loaded = new Map<number, Promise<AuthFile | undefined>>()
+  const maxBytes = options.maxFileBytes ?? DEFAULT_MAX_AUTH_FILE_BYTES
   const load = (index: number): Promise<AuthFile | undefined> => {
     let file = loaded.get(index)
     if (file === undefined) {
-      file = readAuthFile(files[index]!, { maxBytes: options.maxFileBytes ?? DEFAULT_MAX_AUTH_FILE_BYTES })
+      const entry = files[index]!
+      file = typeof entry === 'string' ? readAuthFile(entry, { maxBytes }) : readAuthSource(entry, maxBytes)
       file.catch(() => {}) // awaited by every caller; this only stops an unhandled-rejection report
       loaded.set(index, file)
     }
@@ -165,6 +178,16 @@ function checkRequest(registry: string, repository: string | undefined): string 
     )
   }
   return normalizeRegistry(registry)
+}
+
+/** Reads a source once for every caller: no caller's signal is passed on (see abortable). */
+async function readAuthSource(source: AuthFileSource, maxBytes: number): Promise<AuthFile | undefined> {
+  const bytes = await source.read()
+  if (bytes === undefined) return undefined
+  if (bytes.byteLength > maxBytes) {
+    throw new OcipullError('ERR_CREDENTIALS', `auth file ${source.name}: larger than ${maxBytes} bytes`)
+  }
+  return parseAuthFile(bytes, source.name)
 }
 
 /** Awaits a shared promise, giving up (without cancelling it) when the signal fires. */

@@ -102,6 +102,13 @@ export interface RigRegistry {
 export interface StartRegistryOptions {
   /** Push the fixtures if this registry's storage does not have them yet. Default true. */
   push?: boolean
+  /**
+   * A second instance of the same mode: its own port base (ports base+1..base+5, the token server
+   * on base+4) and its own state directory (`<rigDir>/<mode>`). Both default to the rig's
+   * (OCIPULL_RIG_PORT_BASE, OCIPULL_RIG_DIR); give both to run two registries of one mode at once.
+   */
+  portBase?: number
+  rigDir?: string
   /** token mode: initial token server behaviour (users, publicRepositories, ttlSeconds, ...). */
   tokenServer?: Partial<TokenServerBehavior>
 }
@@ -144,19 +151,30 @@ interface RegistryEnv {
   TOKEN_CA_FILE?: string
 }
 
-function registryScript(args: string[]) {
+/** Where one registry instance lives: its state directory base and its ports. */
+interface Instance {
+  dir: string
+  portBase: number
+  tokenPort: number
+}
+
+function defaultInstance(): Instance {
+  return { dir: rigDir(), portBase: PORT_BASE, tokenPort: TOKEN_SERVER_PORT }
+}
+
+function registryScript(args: string[], instance: Instance = defaultInstance()) {
   return run('bash', [REGISTRY_SCRIPT, ...args], {
     env: {
       ...process.env,
-      OCIPULL_RIG_DIR: rigDir(),
-      OCIPULL_RIG_PORT_BASE: String(PORT_BASE),
-      OCIPULL_RIG_TOKEN_PORT: String(TOKEN_SERVER_PORT),
+      OCIPULL_RIG_DIR: instance.dir,
+      OCIPULL_RIG_PORT_BASE: String(instance.portBase),
+      OCIPULL_RIG_TOKEN_PORT: String(instance.tokenPort),
     },
   })
 }
 
-async function registryEnv(mode: RegistryMode): Promise<RegistryEnv> {
-  const { stdout } = await registryScript(['env', mode, '--json'])
+async function registryEnv(mode: RegistryMode, instance: Instance): Promise<RegistryEnv> {
+  const { stdout } = await registryScript(['env', mode, '--json'], instance)
   return JSON.parse(stdout) as RegistryEnv
 }
 
@@ -207,8 +225,8 @@ async function ensurePushed(env: RegistryEnv, mode: RegistryMode): Promise<Recor
   return images
 }
 
-/** holder -> mode of the leases this process holds. */
-const activeLeases = new Map<string, RegistryMode>()
+/** holder -> mode and instance of the leases this process holds. */
+const activeLeases = new Map<string, { mode: RegistryMode; dir: string }>()
 let leaseCounter = 0
 let exitHookInstalled = false
 
@@ -217,9 +235,9 @@ function installExitHook() {
   exitHookInstalled = true
   // A test file that forgets stop() must not leave its lease behind (dead pids are pruned anyway).
   process.on('exit', () => {
-    for (const [holder, mode] of activeLeases) {
+    for (const [holder, { mode, dir }] of activeLeases) {
       spawnSync('bash', [REGISTRY_SCRIPT, 'release', mode, holder], {
-        env: { ...process.env, OCIPULL_RIG_DIR: rigDir() },
+        env: { ...process.env, OCIPULL_RIG_DIR: dir },
         stdio: 'ignore',
       })
     }
@@ -234,12 +252,20 @@ export async function startRegistry(
   mode: RegistryMode,
   options: StartRegistryOptions = {},
 ): Promise<RigRegistry> {
-  const port = REGISTRY_PORTS[mode]
+  const instance: Instance =
+    options.portBase === undefined && options.rigDir === undefined
+      ? defaultInstance()
+      : {
+          dir: options.rigDir ?? rigDir(),
+          portBase: options.portBase ?? PORT_BASE,
+          tokenPort: options.portBase === undefined ? TOKEN_SERVER_PORT : options.portBase + 4,
+        }
+  const port = REGISTRY_PORTS[mode] - PORT_BASE + instance.portBase
   // One lease per call, named PID-N: registry.sh prunes leases whose PID is gone.
   leaseCounter += 1
   const holder = `${process.pid}-${leaseCounter}`
-  await registryScript(['init', mode, String(port)])
-  let env = await registryEnv(mode)
+  await registryScript(['init', mode, String(port)], instance)
+  let env = await registryEnv(mode, instance)
 
   let tokenServer: TokenServer | undefined
   if (mode === 'token') {
@@ -250,7 +276,7 @@ export async function startRegistry(
         readFileSync(env.TOKEN_SIGNING_CERT ?? '', 'utf8') + readFileSync(env.TOKEN_CA_FILE ?? '', 'utf8'),
       issuer: env.TOKEN_ISSUER ?? '',
       service: env.TOKEN_SERVICE ?? '',
-      port: TOKEN_SERVER_PORT,
+      port: instance.tokenPort,
       portWaitMs: 60_000,
       tls: {
         key: readFileSync(env.SERVER_KEY ?? '', 'utf8'),
@@ -267,15 +293,15 @@ export async function startRegistry(
       await tokenServer?.stop()
     } finally {
       activeLeases.delete(holder)
-      await registryScript(['release', mode, holder])
+      await registryScript(['release', mode, holder], instance)
     }
   }
 
   try {
     installExitHook()
-    activeLeases.set(holder, mode)
-    await registryScript(['acquire', mode, String(port), holder])
-    env = await registryEnv(mode) // the port is final only now
+    activeLeases.set(holder, { mode, dir: instance.dir })
+    await registryScript(['acquire', mode, String(port), holder], instance)
+    env = await registryEnv(mode, instance) // the port is final only now
     const pushed: Partial<Record<FixtureTag, PushedImage>> =
       options.push === false ? {} : await ensurePushed(env, mode)
     // The marker may predate a port change: refs always use the current host.
