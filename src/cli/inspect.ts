@@ -47,7 +47,13 @@ export async function inspectCommand(args: string[], io: CommandIo): Promise<voi
   if (positionals.length !== 1) throw new OcipullError('ERR_OPTIONS_INVALID', 'inspect takes exactly one REF')
   const name = parseImageName(positionals[0] as string)
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform)
-  const source = openImageSource(name, registryOptions(values as RegistryFlagValues, name, io.env))
+  const source = openImageSource(
+    name,
+    registryOptions(values as RegistryFlagValues, name, io.env, {
+      input: positionals[0] as string,
+      onWarning: (m) => io.stderr.write(`ocipull: warning: ${m}\n`),
+    }),
+  )
   try {
     if (values.raw) {
       const top = await source.manifest({ signal: io.signal })

@@ -80,7 +80,10 @@ export async function pullCommand(args: string[], io: CommandIo): Promise<void> 
   }
   const name = parseImageName(positionals[0] as string)
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform)
-  const sourceOptions = registryOptions(values as RegistryFlagValues, name, io.env)
+  const sourceOptions = registryOptions(values as RegistryFlagValues, name, io.env, {
+    input: positionals[0] as string,
+    onWarning: (m) => io.stderr.write(`ocipull: warning: ${m}\n`),
+  })
   // One client for the image and its signatures (sigstore attachments live in the same registry).
   const client = name.transport === 'docker' ? new RegistryClient(sourceOptions) : undefined
   const policy =

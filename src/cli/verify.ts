@@ -60,7 +60,10 @@ export async function verifyCommand(args: string[], io: CommandIo): Promise<void
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform)
   const policy = await loadPolicy(values.policy, { signal: io.signal })
   const registriesD = await registriesDFor(values['registries.d'], io)
-  const sourceOptions = registryOptions(values as RegistryFlagValues, name, io.env)
+  const sourceOptions = registryOptions(values as RegistryFlagValues, name, io.env, {
+    input: positionals[0] as string,
+    onWarning: (m) => io.stderr.write(`ocipull: warning: ${m}\n`),
+  })
   const client = name.transport === 'docker' ? new RegistryClient(sourceOptions) : undefined
   const source = openImageSource(name, client === undefined ? sourceOptions : { ...sourceOptions, client })
   try {

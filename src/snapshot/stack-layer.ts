@@ -21,6 +21,7 @@ import { fsPath } from '../fs/resolve-in-root.js'
 import type { LayerRecord } from '../store/layer-store.js'
 import { DirTimes } from '../unpack/dir-times.js'
 import { display, splitParent } from '../unpack/entry-path.js'
+import { lstatOrUndefined } from '../unpack/hardlink-target.js'
 import { xattrMap } from '../unpack/layer-changes.js'
 import { makeNode } from '../unpack/make-node.js'
 import { fsTime } from '../unpack/metadata.js'
@@ -185,16 +186,6 @@ export async function stackLayer(
 
 function latin1(path: string): string {
   return Buffer.from(path, 'utf8').toString('latin1')
-}
-
-function lstatOrUndefined(host: string): Stats | undefined {
-  try {
-    return lstatSync(fsPath(host))
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
-    throw err
-  }
 }
 
 /** rm -rf without following symlinks; forgets cached resolutions that may have gone through it. */
