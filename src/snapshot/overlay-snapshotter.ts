@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rm } from 'node:fs/promises'
+import { chmod, lchown, lstat, mkdir, readFile, rm, utimes } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
 import { promisify } from 'node:util'
 import { shortDigest } from '../digest.js'
@@ -56,6 +56,12 @@ export function overlaySnapshotter(): Snapshotter {
         )
       }
       await mkdir(upper, { recursive: true, mode: 0o755 })
+      // overlayfs shows a merged directory with the upper one's metadata: the root starts as the
+      // top layer's root.
+      const st = await lstat(top.dir)
+      await lchown(upper, st.uid, st.gid)
+      await chmod(upper, st.mode & 0o7777)
+      await utimes(upper, st.atimeMs / 1000, st.mtimeMs / 1000)
       await mkdir(work, { mode: 0o700 })
       await mkdir(target, { mode: 0o755 })
       try {

@@ -62,7 +62,10 @@ export function prepareOverlayLayer(diff: string, record: LayerRecord, lowers: r
     )
   }
   for (const c of record.changes) {
-    if (c.kind === 'implicit-dir' && c.path !== '') {
+    if (c.kind === 'implicit-dir' && c.path === '') {
+      const below = lowers.at(-1)
+      if (below !== undefined) copyMetadata(top, lstatSync(fsPath(latin1(resolve(below.dir)))))
+    } else if (c.kind === 'implicit-dir') {
       const lower = findInLowers(c.path, lowers)
       if (lower?.isDirectory()) copyMetadata(`${top}/${c.path}`, lower)
     } else if (c.kind === 'link') {
