@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type RuntimeConfigOptions, toRuntimeConfig } from './bundle/runtime-config.js'
 import { writeBundle } from './bundle/write-bundle.js'
+import { type LayerDecryptor, unwrapManifestKeys } from './decrypt/layer-decryptor.js'
 import { shortDigest } from './digest.js'
 import { abortError, OcipullError } from './errors.js'
 import { eventSink, type PullEvent } from './events.js'
@@ -23,6 +24,8 @@ export interface UnpackImageOptions {
   onEvent?: (event: PullEvent) => void
   /** Minimum milliseconds between two `layer-progress` events of a layer (default 250). */
   progressIntervalMs?: number
+  /** Unwraps the keys of encrypted layers (see `createLayerDecryptor`). */
+  decryptor?: LayerDecryptor
   signal?: AbortSignal
 }
 
@@ -65,6 +68,11 @@ export async function unpackImage(source: ImageSource, options: UnpackImageOptio
       `${source.name}: image ${shortDigest(image.digest)} is for ${image.config.os}, not linux`,
     )
   }
+  // Every layer key first, so that a missing or wrong key fails before anything is fetched.
+  await unwrapManifestKeys(options.decryptor, image.manifest.layers, {
+    what: source.name,
+    ...(signal ? { signal } : {}),
+  })
   await mkdir(options.bundle, { recursive: true })
   const staging = await mkdtemp(join(options.bundle, '.rootfs-staging-'))
   const rootfs = join(options.bundle, 'rootfs')
@@ -82,6 +90,7 @@ export async function unpackImage(source: ImageSource, options: UnpackImageOptio
         root: staging,
         whiteouts: 'apply',
         ...(options.limits ? { limits: options.limits } : {}),
+        ...(options.decryptor ? { decryptor: options.decryptor } : {}),
         onWarning: (w) => emit({ type: 'warning', ...w }),
         onProgress: (bytesIn, bytesOut) => {
           const now = performance.now()

@@ -1,12 +1,14 @@
 import { parseArgs } from 'node:util'
-import { shortDigest } from '../digest.js'
+import { loadKeyProviderConfig } from '../decrypt/keyprovider-config.js'
+import { createLayerDecryptor, type LayerDecryptor } from '../decrypt/layer-decryptor.js'
+import { loadDecryptionKeys, parseDecryptionKeySpec } from '../decrypt/private-keys.js'
 import { OcipullError } from '../errors.js'
-import type { PullEvent } from '../events.js'
 import { parseImageName } from '../image-name.js'
 import { openImageSource } from '../open-image-source.js'
 import { parsePlatform } from '../platform.js'
 import { unpackImage } from '../unpack-image.js'
 import type { CommandIo } from './inspect.js'
+import { createProgressDisplay, type ProgressDisplay } from './progress-display.js'
 import {
   type RegistryFlagValues,
   registryFlags,
@@ -29,6 +31,10 @@ Options:
   --platform P   os/arch[/variant] to pick from an index (default: this host)
   --json         print the events as JSON lines (resolved, layer-start, layer-progress,
                  layer-done, warning, committed) instead of progress on stderr
+  --decryption-key FILE[:PASSWORD]
+                 a private key (PEM, DER or JWK; a directory of them) for encrypted layers
+                 (ocicrypt enc.keys.jwe); PASSWORD is pass=TEXT, file=PATH or the text itself;
+                 repeatable. Key providers come from $OCICRYPT_KEYPROVIDER_CONFIG.
 
 ${registryFlagsHelp}`
 
@@ -41,12 +47,14 @@ export async function unpackCommand(args: string[], io: CommandIo): Promise<void
       bundle: { type: 'string' },
       platform: { type: 'string' },
       json: { type: 'boolean' },
+      'decryption-key': { type: 'string', multiple: true },
     },
   })
   if (positionals.length !== 1) throw new OcipullError('ERR_OPTIONS_INVALID', 'unpack takes exactly one REF')
   if (!values.bundle) throw new OcipullError('ERR_OPTIONS_INVALID', 'unpack needs --bundle DIR')
   const name = parseImageName(positionals[0] as string)
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform)
+  const decryptor = await decryptorFromFlags(values['decryption-key'] ?? [], io)
   const source = openImageSource(name, registryOptions(values as RegistryFlagValues, name, io.env))
   const progress = progressPrinter(io, values.json === true)
   try {
@@ -54,53 +62,31 @@ export async function unpackCommand(args: string[], io: CommandIo): Promise<void
       bundle: values.bundle,
       signal: io.signal,
       ...(platform ? { platform } : {}),
-      onEvent: progress,
+      ...(decryptor ? { decryptor } : {}),
+      onEvent: progress.onEvent,
     })
+    progress.close()
     if (!values.json)
       io.stdout.write(`unpacked ${result.image.source} (${result.image.digest}) into ${result.bundle}\n`)
   } finally {
+    progress.close()
     await source.close()
   }
 }
 
-const MB = 1e6
+/** Shows events: JSON lines on stdout with --json; otherwise a progress display on stderr. */
+function progressPrinter(io: CommandIo, json: boolean): ProgressDisplay {
+  if (!json) return createProgressDisplay({ stream: io.stderr })
+  return { onEvent: (event) => io.stdout.write(`${JSON.stringify(event)}\n`), close: () => {} }
+}
 
-/**
- * Shows events: JSON lines on stdout with --json; otherwise one line per layer on stderr,
- * redrawn in place while it downloads when stderr is a terminal.
- */
-function progressPrinter(io: CommandIo, json: boolean): (event: PullEvent) => void {
-  const tty = (io.stderr as { isTTY?: boolean }).isTTY === true
-  let layers = 0
-  return (event) => {
-    if (json) {
-      io.stdout.write(`${JSON.stringify(event)}\n`)
-      return
-    }
-    const layer = (e: { index: number; digest: string }) =>
-      `layer ${e.index + 1}/${layers} ${shortDigest(e.digest)}`
-    switch (event.type) {
-      case 'resolved':
-        layers = event.layers
-        io.stderr.write(
-          `${event.source}: ${event.digest} (${event.platform}), ${layers} layers, ${(event.bytes / MB).toFixed(1)} MB\n`,
-        )
-        break
-      case 'layer-progress':
-        if (tty)
-          io.stderr.write(
-            `\r${layer(event)}: ${(event.bytesIn / MB).toFixed(1)} MB in, ${(event.bytesOut / MB).toFixed(1)} MB out`,
-          )
-        break
-      case 'layer-done':
-        io.stderr.write(
-          `${tty ? '\r\x1b[K' : ''}${layer(event)}: ${(event.bytesIn / MB).toFixed(1)} MB → ${(event.bytesOut / MB).toFixed(1)} MB, ${event.entries} entries, ${(event.ms / 1000).toFixed(2)} s\n`,
-        )
-        break
-      case 'warning':
-        io.stderr.write(`${tty ? '\r\x1b[K' : ''}ocipull: warning: ${event.message}\n`)
-        break
-      default:
-    }
+/** `--decryption-key` files and the key providers of `$OCICRYPT_KEYPROVIDER_CONFIG`, if any. */
+async function decryptorFromFlags(specs: string[], io: CommandIo): Promise<LayerDecryptor | undefined> {
+  const keys = []
+  for (const spec of specs) {
+    keys.push(...(await loadDecryptionKeys(parseDecryptionKeySpec(spec), { signal: io.signal })))
   }
+  const keyProviders = await loadKeyProviderConfig({ env: io.env })
+  if (keys.length === 0 && keyProviders.size === 0) return undefined
+  return createLayerDecryptor({ keys, keyProviders })
 }

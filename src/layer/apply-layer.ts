@@ -1,7 +1,8 @@
 import { type Duplex, Transform, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { type LayerDecryptor, openLayerDecryption } from '../decrypt/layer-decryptor.js'
 import { type Digest, shortDigest } from '../digest.js'
-import { abortError, OcipullError } from '../errors.js'
+import { abortError } from '../errors.js'
 import type { Descriptor } from '../manifest.js'
 import type { ImageSource } from '../sources/image-source.js'
 import { type UnpackOptions, type UnpackStats, unpackTar } from '../unpack/unpack-tar.js'
@@ -19,6 +20,8 @@ export interface ApplyLayerOptions extends Omit<UnpackOptions, 'what' | 'signal'
   root: string
   /** Called as bytes flow: the blob bytes read so far and the uncompressed bytes so far. */
   onProgress?: (bytesIn: number, bytesOut: number) => void
+  /** Unwraps the keys of `+encrypted` layers (src/decrypt); without it they are ERR_KEY_UNAVAILABLE. */
+  decryptor?: LayerDecryptor
   signal?: AbortSignal
 }
 
@@ -30,10 +33,10 @@ export interface LayerStats extends UnpackStats {
 }
 
 /**
- * Streams one layer once through blob digest and size check → decompression → diff_id hash →
- * tar extraction into `root`. Resolves only when every check has passed. The files it wrote are
- * unverified until then: the caller extracts into a staging directory and commits it only on
- * success.
+ * Streams one layer once through blob digest and size check → (decryption) → decompression →
+ * diff_id hash → tar extraction into `root`. Resolves only when every check has passed. The files
+ * it wrote are unverified until then: the caller extracts into a staging directory and commits it
+ * only on success.
  *
  * When a later stage fails (corrupt gzip, bad tar, unsafe path), the rest of the blob is still
  * read, up to its declared size, so that a damaged blob is reported as what it is:
@@ -43,12 +46,15 @@ export async function applyLayer(options: ApplyLayerOptions): Promise<LayerStats
   const { source, descriptor, diffId, root, signal } = options
   const what = `${source.name}: layer ${shortDigest(descriptor.digest)}`
   const codec = layerCodec(descriptor.mediaType, what)
-  if (codec.encrypted) {
-    throw new OcipullError('ERR_MEDIA_TYPE_UNSUPPORTED', `${what}: encrypted layers are not supported yet`)
-  }
   if (signal?.aborted) throw abortError(signal, what)
+  // Encrypted: the blob's bytes are HMAC-checked as they are read (verdict at the blob's end,
+  // before the pipeline can finish), and decrypted before they are decompressed.
+  const decryption = codec.encrypted
+    ? await openLayerDecryption(options.decryptor, descriptor, { what, ...(signal ? { signal } : {}) })
+    : undefined
   const blob = await source.blob(descriptor, signal ? { signal } : {})
   const decompress = decompressStages(codec.compression, what)
+  if (decryption) decompress.unshift(decryption.decipher)
   const head = decompress[0] as Duplex
   // An uncompressed layer whose digest is its diff_id is already hashed by the blob stream.
   const diff =
@@ -82,7 +88,7 @@ export async function applyLayer(options: ApplyLayerOptions): Promise<LayerStats
   })
 
   try {
-    for await (const chunk of blob) {
+    for await (const chunk of decryption ? decryption.authenticate(blob) : blob) {
       if (failure !== undefined) continue // drain: only the blob's own verdict is left to learn
       bytesIn += (chunk as Buffer).length
       options.onProgress?.(bytesIn, diff.bytes)

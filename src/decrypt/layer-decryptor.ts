@@ -1,0 +1,195 @@
+import type { Transform } from 'node:stream'
+import { type Digest, shortDigest } from '../digest.js'
+import { abortError, OcipullError } from '../errors.js'
+import type { KeySource } from '../keys/key-source.js'
+import type { Descriptor } from '../manifest.js'
+import { authenticateBlob, DecipherStream } from './aes-ctr-hmac.js'
+import type { KeyProviders } from './keyprovider-config.js'
+import { readLayerEncryption } from './layer-annotations.js'
+import {
+  AES_256_CTR_HMAC_SHA256,
+  layerNonce,
+  type PrivateLayerOptions,
+  type PublicLayerOptions,
+} from './layer-options.js'
+import type { DecryptionKey } from './private-keys.js'
+import { unwrapLayerKey } from './unwrap-layer-key.js'
+
+export interface LayerDecryptorOptions {
+  /** Private keys for `enc.keys.jwe` (see `loadDecryptionKeys`). */
+  keys?: readonly DecryptionKey[]
+  /** Serves the KEK of an attestation-agent packet's `kid` (a KBS, offline-fs JSON, a file…). */
+  keySource?: KeySource
+  /** `cmd` key providers from ocicrypt.conf (see `loadKeyProviderConfig`). */
+  keyProviders?: KeyProviders
+  /** DecryptConfig parameters sent to key providers: provider name → values. */
+  keyProviderParameters?: Readonly<Record<string, readonly Uint8Array[]>>
+  /** Per key-provider run (default 30 s). */
+  keyProviderTimeoutMs?: number
+}
+
+/** An unwrapped layer key. Holds secrets: never log it. */
+export interface LayerKey {
+  /** The encrypted blob's digest (the descriptor's). */
+  digest: Digest
+  /** How it was unwrapped, e.g. `enc.keys.jwe recipient 2`, for messages. */
+  via: string
+  pubopts: PublicLayerOptions
+  privopts: PrivateLayerOptions
+  /** The CTR nonce (16 bytes), from the public options or else the private ones. */
+  nonce: Buffer
+}
+
+/**
+ * Unwraps the keys of encrypted layers and builds their decryption stages. One per pull (or per
+ * agent): it caches every unwrapped layer key, and every KEK fetched from the key source, in
+ * memory for its lifetime, and runs concurrent requests for the same layer or kid once.
+ *
+ * ```ts
+ * const decryptor = createLayerDecryptor({ keys: await loadDecryptionKeys({ path: 'key.pem' }) })
+ * await unwrapManifestKeys(decryptor, image.manifest.layers, { signal })   // fail before downloads
+ * await applyLayer({ ..., decryptor })
+ * ```
+ */
+export interface LayerDecryptor {
+  /**
+   * The key of one encrypted layer: the descriptor's annotations are read, then its wrapped keys
+   * are tried (see `unwrapLayerKey`). ERR_KEY_UNAVAILABLE / ERR_KEY_INVALID naming what was
+   * tried, ERR_MANIFEST_INVALID for malformed annotations, ERR_MEDIA_TYPE_UNSUPPORTED for a
+   * cipher other than AES_256_CTR_HMAC_SHA256.
+   */
+  layerKey(descriptor: Descriptor, options?: { what?: string; signal?: AbortSignal }): Promise<LayerKey>
+  /** The decryption of one encrypted layer for the layer pipeline: its key (from `layerKey`) at work. */
+  open(descriptor: Descriptor, options: { what: string; signal?: AbortSignal }): Promise<LayerDecryption>
+}
+
+export function createLayerDecryptor(options: LayerDecryptorOptions = {}): LayerDecryptor {
+  const keys = new Map<string, Promise<LayerKey>>()
+  const keks = new Map<string, Promise<Uint8Array>>()
+  const { keySource } = options
+  const unwrappers = {
+    keys: options.keys ?? [],
+    keySource,
+    keyProviders: options.keyProviders ?? new Map(),
+    keyProviderParameters: options.keyProviderParameters ?? {},
+    keyProviderTimeoutMs: options.keyProviderTimeoutMs,
+    kek: (kid: string, signal: AbortSignal | undefined) => {
+      if (keySource === undefined)
+        return Promise.reject(new OcipullError('ERR_KEY_UNAVAILABLE', 'no key source'))
+      return once(keks, kid, () => keySource.getResource(kid, signal ? { signal } : {}))
+    },
+  }
+  const decryptor: LayerDecryptor = {
+    async open(descriptor, o) {
+      const key = await decryptor.layerKey(descriptor, o)
+      const { symkey, digest } = key.privopts
+      const { nonce } = key
+      return {
+        authenticate: (blob) => authenticateBlob(blob, { symkey, hmac: key.pubopts.hmac, what: o.what }),
+        decipher: new DecipherStream({ symkey, nonce, digest, what: o.what }),
+      }
+    },
+    layerKey(descriptor, o = {}) {
+      const what = o.what ?? `layer ${shortDigest(descriptor.digest)}`
+      if (o.signal?.aborted) return Promise.reject(abortError(o.signal, what))
+      return once(keys, cacheKey(descriptor), async () => {
+        const encryption = readLayerEncryption(descriptor, what)
+        const { pubopts } = encryption
+        if (pubopts.cipher !== AES_256_CTR_HMAC_SHA256) {
+          throw new OcipullError(
+            'ERR_MEDIA_TYPE_UNSUPPORTED',
+            `${what}: unsupported layer cipher ${JSON.stringify(pubopts.cipher)}`,
+          )
+        }
+        const { privopts, via } = await unwrapLayerKey(encryption, unwrappers, {
+          what,
+          ...(o.signal ? { signal: o.signal } : {}),
+        })
+        const nonce = layerNonce(pubopts, privopts, what)
+        return { digest: descriptor.digest, via, pubopts, privopts, nonce }
+      })
+    },
+  }
+  return decryptor
+}
+
+/**
+ * Unwraps the keys of every encrypted layer of a manifest, each distinct layer once and all
+ * concurrently, so that a missing key fails the pull before any layer is fetched; start it
+ * alongside the downloads to overlap the two. Without a decryptor, an encrypted layer is
+ * ERR_KEY_UNAVAILABLE. Resolves to the keys by layer digest.
+ */
+export async function unwrapManifestKeys(
+  decryptor: LayerDecryptor | undefined,
+  layers: readonly Descriptor[],
+  options: { what?: string; signal?: AbortSignal } = {},
+): Promise<Map<Digest, LayerKey>> {
+  const encrypted = new Map<Digest, Descriptor>()
+  for (const layer of layers) if (layer.mediaType.endsWith('+encrypted')) encrypted.set(layer.digest, layer)
+  const out = new Map<Digest, LayerKey>()
+  if (encrypted.size === 0) return out
+  const prefix = options.what === undefined ? '' : `${options.what}: `
+  if (decryptor === undefined) {
+    const [first] = encrypted.keys()
+    throw noDecryptor(`${prefix}layer ${shortDigest(first as Digest)}`)
+  }
+  const results = await Promise.allSettled(
+    [...encrypted.values()].map((layer) =>
+      decryptor.layerKey(layer, {
+        what: `${prefix}layer ${shortDigest(layer.digest)}`,
+        ...(options.signal ? { signal: options.signal } : {}),
+      }),
+    ),
+  )
+  for (const r of results) {
+    if (r.status === 'rejected') throw r.reason
+    out.set(r.value.digest, r.value)
+  }
+  return out
+}
+
+/** What the layer pipeline splices in for an encrypted layer; see `authenticateBlob`. */
+export interface LayerDecryption {
+  /** Wraps the blob: HMAC over every byte; at its end, ERR_DECRYPTION_FAILED unless it matches. */
+  authenticate(blob: AsyncIterable<Buffer>): AsyncIterable<Buffer>
+  /** The first stage of the pipeline: AES-256-CTR, then the private options' digest check. */
+  decipher: Transform
+}
+
+/** `decryptor.open(…)`, or ERR_KEY_UNAVAILABLE without a decryptor: what `applyLayer` calls. */
+export async function openLayerDecryption(
+  decryptor: LayerDecryptor | undefined,
+  descriptor: Descriptor,
+  options: { what: string; signal?: AbortSignal },
+): Promise<LayerDecryption> {
+  if (decryptor === undefined) throw noDecryptor(options.what)
+  return decryptor.open(descriptor, options)
+}
+
+function noDecryptor(what: string): OcipullError {
+  return new OcipullError(
+    'ERR_KEY_UNAVAILABLE',
+    `${what}: the layer is encrypted and no decryption keys were given`,
+  )
+}
+
+/** A layer is the same layer only with the same encryption annotations (they carry the HMAC). */
+function cacheKey(d: Descriptor): string {
+  const enc = Object.entries(d.annotations ?? {})
+    .filter(([k]) => k.startsWith('org.opencontainers.image.enc.'))
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+  return `${d.digest}\n${JSON.stringify(enc)}`
+}
+
+/** Runs `make` once per key; a failure is forgotten so the next caller tries again. */
+function once<T>(cache: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
+  let p = cache.get(key)
+  if (p === undefined) {
+    p = make()
+    cache.set(key, p)
+    p.catch(() => {
+      if (cache.get(key) === p) cache.delete(key)
+    })
+  }
+  return p
+}
