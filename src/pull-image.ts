@@ -6,10 +6,12 @@ import { promisify } from 'node:util'
 import pLimit from 'p-limit'
 import { type RuntimeConfigOptions, toRuntimeConfig } from './bundle/runtime-config.js'
 import { writeBundle } from './bundle/write-bundle.js'
+import { type LayerDecryptor, unwrapManifestKeys } from './decrypt/layer-decryptor.js'
 import { type Digest, shortDigest } from './digest.js'
 import { abortError, OcipullError } from './errors.js'
 import { eventSink, type PullEvent, type PullPhase } from './events.js'
 import { applyLayer } from './layer/apply-layer.js'
+import { layerCodec } from './layer/layer-codec.js'
 import { formatPlatform, type PlatformSpec, platformOf } from './platform.js'
 import { assertPolicyAccepted, type PolicyVerdict } from './policy/policy-verdict.js'
 import type { PolicyVerifier } from './policy/policy-verifier.js'
@@ -45,6 +47,12 @@ export interface PullImageOptions {
    * when every layer is already in the store. A rejection is ERR_POLICY_REJECTED.
    */
   policy?: PolicyVerifier
+  /**
+   * Unwraps the keys of `+encrypted` layers (src/decrypt: private keys, a KBS or other KeySource,
+   * key providers). Keys are unwrapped once each, while the policy is checked and the first
+   * layers download; an encrypted layer without a decryptor is ERR_KEY_UNAVAILABLE.
+   */
+  decryptor?: LayerDecryptor
   /** Progress, phases, per-layer bytes and timings, warnings (also on the `ocipull:pull` channel). */
   onEvent?: (event: PullEvent) => void
   /** Minimum milliseconds between two `layer-progress` events of a layer (default 250). */
@@ -118,23 +126,50 @@ export async function pullImage(source: ImageSource, options: PullImageOptions):
       `${source.name}: image ${shortDigest(image.digest)} is for ${image.config.os}, not linux`,
     )
   }
-  const policy = options.policy
-  const verdict =
-    policy === undefined
-      ? undefined
-      : await phase('policy', async () => {
-          const v = await policy.verify(image, source, signal ? { signal } : {})
-          assertPolicyAccepted(v)
-          return v
-        })
-
   const diffIds = image.config.rootfs.diff_ids
   const chain = chainIds(diffIds)
+  const existing = await Promise.all(chain.map((id) => store.getLayer(id)))
+
+  // The keys of the encrypted layers still to fetch are unwrapped (one KBS session, each key
+  // once) while the policy is checked and the first layers download; a failure stops the pull.
+  const keysFailed = new AbortController()
+  const stopKeys = new AbortController()
+  const toDecrypt = image.manifest.layers.filter((d, i) => existing[i] === undefined && codecOf(d).encrypted)
+  const keys =
+    toDecrypt.length === 0
+      ? undefined
+      : phase('keys', () =>
+          unwrapManifestKeys(options.decryptor, toDecrypt, {
+            what: source.name,
+            signal: signal ? AbortSignal.any([signal, stopKeys.signal]) : stopKeys.signal,
+          }),
+        )
+  keys?.catch((err: unknown) => keysFailed.abort(err))
+
+  const policy = options.policy
+  let verdict: PolicyVerdict | undefined
+  if (policy !== undefined) {
+    try {
+      verdict = await phase('policy', async () => {
+        const v = await policy.verify(image, source, signal ? { signal } : {})
+        assertPolicyAccepted(v)
+        return v
+      })
+    } catch (err) {
+      stopKeys.abort(err) // no KBS round trips for a rejected image
+      throw err
+    }
+  }
+
   const release = store.lease(chain)
   try {
     let cachedLayers = 0
     const layers = await phase('layers', async () => {
-      const { stored, cached } = await storeLayers(source, image, chain, store, options, emit)
+      const layerSignal = signal ? AbortSignal.any([signal, keysFailed.signal]) : keysFailed.signal
+      const [{ stored, cached }] = await Promise.all([
+        storeLayers(source, image, chain, existing, store, { ...options, signal: layerSignal }, emit),
+        keys,
+      ])
       cachedLayers = cached
       return stored
     })
@@ -202,6 +237,7 @@ async function storeLayers(
   source: ImageSource,
   image: ResolvedImage,
   chain: Digest[],
+  existing: (LayerRecord | undefined)[],
   store: LayerStore,
   options: PullImageOptions,
   emit: (event: PullEvent) => void,
@@ -211,7 +247,6 @@ async function storeLayers(
   const inner = new AbortController()
   const signal = options.signal ? AbortSignal.any([options.signal, inner.signal]) : inner.signal
   const limit = pLimit(Math.max(1, options.concurrency ?? 3))
-  const existing = await Promise.all(chain.map((id) => store.getLayer(id)))
   const tasks = image.manifest.layers.map((descriptor, index) => {
     if (existing[index] !== undefined) return undefined
     return limit(async (): Promise<{ staged: StagedLayer; record: LayerRecord }> => {
@@ -231,6 +266,7 @@ async function storeLayers(
           whiteouts: format,
           deferMissingLinks: true,
           onChange: (c) => changes.push(c),
+          ...(options.decryptor ? { decryptor: options.decryptor } : {}),
           ...(options.limits ? { limits: options.limits } : {}),
           onWarning: (w) => emit({ type: 'warning', ...w }),
           onProgress: (bytesIn, bytesOut) => {
@@ -365,5 +401,14 @@ async function unmountOld(bundle: string, rootfs: string): Promise<void> {
   await run('umount', [target])
   for (const name of await readdir(bundle)) {
     if (name.startsWith('.overlay-')) await rm(join(bundle, name), { recursive: true, force: true })
+  }
+}
+
+/** The codec of a layer descriptor; unknown media types count as not encrypted here (applyLayer rejects them). */
+function codecOf(descriptor: { mediaType: string }): { encrypted: boolean } {
+  try {
+    return layerCodec(descriptor.mediaType, 'layer')
+  } catch {
+    return { encrypted: false }
   }
 }

@@ -1,5 +1,6 @@
 import { shortDigest } from '../digest.js'
 import type { PullEvent, PullPhase } from '../events.js'
+import type { CommandIo } from './inspect.js'
 
 /** What the display needs of a stream: `process.stderr` fits, and so does a recording object. */
 export type ProgressStream = {
@@ -305,4 +306,10 @@ function cellWidth(ch: string): number {
   if (/\p{M}/u.test(ch)) return 0
   const cp = ch.codePointAt(0) ?? 0
   return WIDE.some(([lo, hi]) => cp >= lo && cp <= hi) ? 2 : 1
+}
+
+/** Shows events: JSON lines on stdout with --json; otherwise a progress display on stderr. */
+export function progressPrinter(io: Pick<CommandIo, 'stdout' | 'stderr'>, json: boolean): ProgressDisplay {
+  if (!json) return createProgressDisplay({ stream: io.stderr })
+  return { onEvent: (event) => io.stdout.write(`${JSON.stringify(event)}\n`), close: () => {} }
 }

@@ -1,18 +1,25 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { parseImageOptionsDocument } from '../config/image-options-document.js'
+import { resolveImageOptions } from '../config/resolve-image-options.js'
 import { OcipullError } from '../errors.js'
 import { parseImageName } from '../image-name.js'
+import { kbsSettingsFromInitData } from '../initdata/kbs-settings.js'
+import { parseInitData } from '../initdata/parse-initdata.js'
 import { openImageSource } from '../open-image-source.js'
 import { parsePlatform } from '../platform.js'
-import { loadPolicy } from '../policy/parse-policy.js'
+import { loadPolicy, parsePolicy } from '../policy/parse-policy.js'
 import { containersPolicyVerifier } from '../policy/policy-verifier.js'
+import { parseRegistriesD } from '../policy/registries-d.js'
 import { pullImage } from '../pull-image.js'
 import { RegistryClient } from '../registry/registry-client.js'
 import type { CommandIo } from './inspect.js'
-import { createProgressDisplay, type ProgressDisplay } from './progress-display.js'
+import { type CommandKeys, keyFlags, keyFlagsHelp, keysFromFlags } from './key-options.js'
+import { progressPrinter } from './progress-display.js'
 import {
   type RegistryFlagValues,
+  readConfigFile,
   registryFlags,
   registryFlagsHelp,
   registryOptions,
@@ -45,6 +52,12 @@ Options:
                        ~/.config/containers/registries.d, else /etc/containers/registries.d)
   --accept-index-signatures
                        with --policy, also accept signatures over the index digest
+  --config FILE        (see registry options) also gives work_dir,
+                       max_concurrent_layer_downloads_per_image, image_security_policy(_uri) and
+                       sigstore_config(_uri) when the flags above are not given; an Init-Data
+                       file also configures the KBS for kbs:/// URIs and layer keys
+
+${keyFlagsHelp}
 
 ${registryFlagsHelp}`
 
@@ -63,6 +76,7 @@ export async function pullCommand(args: string[], io: CommandIo): Promise<void> 
       policy: { type: 'string' },
       'registries.d': { type: 'string' },
       'accept-index-signatures': { type: 'boolean' },
+      ...keyFlags,
     },
   })
   if (positionals.length !== 1) throw new OcipullError('ERR_OPTIONS_INVALID', 'pull takes exactly one REF')
@@ -74,51 +88,104 @@ export async function pullCommand(args: string[], io: CommandIo): Promise<void> 
       `--snapshotter must be dir or overlay, not ${JSON.stringify(snapshotter)}`,
     )
   }
-  const concurrency = values.concurrency === undefined ? 3 : Number(values.concurrency)
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
-    throw new OcipullError('ERR_OPTIONS_INVALID', '--concurrency must be an integer from 1 to 64')
-  }
+  const onWarning = (m: string) => io.stderr.write(`ocipull: warning: ${m}\n`)
   const name = parseImageName(positionals[0] as string)
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform)
-  const sourceOptions = registryOptions(values as RegistryFlagValues, name, io.env, {
-    input: positionals[0] as string,
-    onWarning: (m) => io.stderr.write(`ocipull: warning: ${m}\n`),
-  })
-  // One client for the image and its signatures (sigstore attachments live in the same registry).
-  const client = name.transport === 'docker' ? new RegistryClient(sourceOptions) : undefined
-  const policy =
-    values.policy === undefined
+  // --config: image-rs/CDH image options. Init-Data also configures the KBS, unless --kbs or
+  // --initdata say otherwise.
+  const document =
+    values.config === undefined
       ? undefined
-      : containersPolicyVerifier({
-          policy: await loadPolicy(values.policy, { signal: io.signal }),
-          reference: name,
-          registriesD: await registriesDFor(values['registries.d'], io),
-          ...(client === undefined ? {} : { registry: { client } }),
-          acceptIndexSignatures: values['accept-index-signatures'] === true,
-        })
-  const source = openImageSource(name, client === undefined ? sourceOptions : { ...sourceOptions, client })
-  const progress: ProgressDisplay = values.json
-    ? { onEvent: (event) => io.stdout.write(`${JSON.stringify(event)}\n`), close: () => {} }
-    : createProgressDisplay({ stream: io.stderr })
+      : parseImageOptionsDocument(readConfigFile(values.config), { what: values.config, onWarning })
+  const initdata =
+    values.initdata ??
+    (document?.format === 'init-data' && values.kbs === undefined && initDataNamesKbs(values.config as string)
+      ? values.config
+      : undefined)
+  const bundle = values.bundle
+  const snapshotterName: 'dir' | 'overlay' = snapshotter
+  const keys = await keysFromFlags({ ...values, ...(initdata ? { initdata } : {}) }, io)
   try {
-    const result = await pullImage(source, {
-      bundle: values.bundle,
-      workDir: values['work-dir'] ?? defaultWorkDir(io.env),
-      snapshotter,
-      concurrency,
-      signal: io.signal,
-      ...(policy ? { policy } : {}),
-      ...(platform ? { platform } : {}),
-      onEvent: progress.onEvent,
-    })
-    progress.close()
-    if (!values.json) {
-      io.stdout.write(`pulled ${result.image.source} (${result.image.digest}) into ${result.bundle}\n`)
-    }
+    await pullWithKeys(keys)
   } finally {
-    progress.close()
-    await source.close()
-    await client?.close()
+    await keys.close()
+  }
+
+  async function pullWithKeys(keys: CommandKeys): Promise<void> {
+    const settings =
+      document === undefined
+        ? undefined
+        : await resolveImageOptions(document.options, {
+            env: io.env,
+            what: values.config as string,
+            onWarning,
+            signal: io.signal,
+            ...(keys.keySource ? { keySource: keys.keySource } : {}),
+          })
+    const concurrency =
+      values.concurrency === undefined
+        ? (settings?.maxConcurrentLayerDownloads ?? 3)
+        : Number(values.concurrency)
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+      throw new OcipullError('ERR_OPTIONS_INVALID', '--concurrency must be an integer from 1 to 64')
+    }
+    const sourceOptions = registryOptions(values as RegistryFlagValues, name, io.env, {
+      input: positionals[0] as string,
+      onWarning,
+      ...(keys.keySource ? { keySource: keys.keySource } : {}),
+    })
+    // One client for the image and its signatures (sigstore attachments live in the same registry).
+    const client = name.transport === 'docker' ? new RegistryClient(sourceOptions) : undefined
+    const keySourceOption = keys.keySource ? { keySource: keys.keySource } : {}
+    const policyDocument =
+      values.policy !== undefined
+        ? await loadPolicy(values.policy, { signal: io.signal, ...keySourceOption })
+        : settings?.policy === undefined
+          ? undefined
+          : parsePolicy(settings.policy.bytes, { origin: settings.policy.from })
+    const registriesD =
+      values['registries.d'] === undefined && settings?.sigstoreConfig !== undefined
+        ? parseRegistriesD([
+            {
+              name: settings.sigstoreConfig.from,
+              text: Buffer.from(settings.sigstoreConfig.bytes).toString('utf8'),
+            },
+          ])
+        : await registriesDFor(values['registries.d'], io)
+    const policy =
+      policyDocument === undefined
+        ? undefined
+        : containersPolicyVerifier({
+            policy: policyDocument,
+            reference: name,
+            registriesD,
+            ...keySourceOption,
+            ...(client === undefined ? {} : { registry: { client } }),
+            acceptIndexSignatures: values['accept-index-signatures'] === true,
+          })
+    const source = openImageSource(name, client === undefined ? sourceOptions : { ...sourceOptions, client })
+    const progress = progressPrinter(io, values.json === true)
+    try {
+      const result = await pullImage(source, {
+        bundle,
+        workDir: values['work-dir'] ?? settings?.workDir ?? defaultWorkDir(io.env),
+        snapshotter: snapshotterName,
+        concurrency,
+        signal: io.signal,
+        ...(policy ? { policy } : {}),
+        ...(keys.decryptor ? { decryptor: keys.decryptor } : {}),
+        ...(platform ? { platform } : {}),
+        onEvent: progress.onEvent,
+      })
+      progress.close()
+      if (!values.json) {
+        io.stdout.write(`pulled ${result.image.source} (${result.image.digest}) into ${result.bundle}\n`)
+      }
+    } finally {
+      progress.close()
+      await source.close()
+      await client?.close()
+    }
   }
 }
 
@@ -127,4 +194,10 @@ export function defaultWorkDir(env: NodeJS.ProcessEnv): string {
   if (process.getuid?.() === 0) return '/var/lib/ocipull'
   const data = env.XDG_DATA_HOME || join(env.HOME || homedir(), '.local', 'share')
   return join(data, 'ocipull')
+}
+
+/** True when the Init-Data file names a KBS (aa.toml / cdh.toml) or offline keys. */
+function initDataNamesKbs(path: string): boolean {
+  const settings = kbsSettingsFromInitData(parseInitData(readConfigFile(path), path))
+  return settings.url !== undefined || settings.kbc === 'offline_fs_kbc'
 }

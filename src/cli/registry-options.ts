@@ -6,6 +6,7 @@ import { parseRegistriesConf } from '../config/registries-conf.js'
 import { isShortName } from '../config/short-names.js'
 import { OcipullError } from '../errors.js'
 import type { ImageName } from '../image-name.js'
+import type { KeySource } from '../keys/key-source.js'
 import type { OpenImageSourceOptions } from '../open-image-source.js'
 import {
   authFileCredentials,
@@ -44,6 +45,8 @@ export interface RegistryOptionsContext {
   input?: string
   /** Receives configuration warnings (unknown keys, ignored settings); default: stderr. */
   onWarning?: (message: string) => void
+  /** Serves the `kbs:///…` URIs of a --config file (registry config, credentials). */
+  keySource?: KeySource
 }
 
 export const registryFlagsHelp = `Registry options:
@@ -84,7 +87,12 @@ export function registryOptions(
       : imageSourceOptions(
           parseImageOptionsDocument(readConfigFile(values.config), { what: values.config, onWarning })
             .options,
-          { env, what: values.config, onWarning },
+          {
+            env,
+            what: values.config,
+            onWarning,
+            ...(context.keySource ? { keySource: context.keySource } : {}),
+          },
         )
   const registriesFile = values['registries-conf'] ?? (env['CONTAINERS_REGISTRIES_CONF'] || undefined)
   const registries =
@@ -121,7 +129,7 @@ export function registryOptions(
 }
 
 /** A configuration file named on the command line: capped, regular files only, never a FIFO. */
-function readConfigFile(path: string): Buffer {
+export function readConfigFile(path: string): Buffer {
   let fd: number
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)

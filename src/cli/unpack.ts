@@ -1,14 +1,12 @@
 import { parseArgs } from 'node:util'
-import { loadKeyProviderConfig } from '../decrypt/keyprovider-config.js'
-import { createLayerDecryptor, type LayerDecryptor } from '../decrypt/layer-decryptor.js'
-import { loadDecryptionKeys, parseDecryptionKeySpec } from '../decrypt/private-keys.js'
 import { OcipullError } from '../errors.js'
 import { parseImageName } from '../image-name.js'
 import { openImageSource } from '../open-image-source.js'
 import { parsePlatform } from '../platform.js'
 import { unpackImage } from '../unpack-image.js'
 import type { CommandIo } from './inspect.js'
-import { createProgressDisplay, type ProgressDisplay } from './progress-display.js'
+import { keyFlags, keyFlagsHelp, keysFromFlags } from './key-options.js'
+import { progressPrinter } from './progress-display.js'
 import {
   type RegistryFlagValues,
   registryFlags,
@@ -31,10 +29,8 @@ Options:
   --platform P   os/arch[/variant] to pick from an index (default: this host)
   --json         print the events as JSON lines (resolved, layer-start, layer-progress,
                  layer-done, warning, committed) instead of progress on stderr
-  --decryption-key FILE[:PASSWORD]
-                 a private key (PEM, DER or JWK; a directory of them) for encrypted layers
-                 (ocicrypt enc.keys.jwe); PASSWORD is pass=TEXT, file=PATH or the text itself;
-                 repeatable. Key providers come from $OCICRYPT_KEYPROVIDER_CONFIG.
+
+${keyFlagsHelp}
 
 ${registryFlagsHelp}`
 
@@ -47,22 +43,28 @@ export async function unpackCommand(args: string[], io: CommandIo): Promise<void
       bundle: { type: 'string' },
       platform: { type: 'string' },
       json: { type: 'boolean' },
-      'decryption-key': { type: 'string', multiple: true },
+      ...keyFlags,
     },
   })
   if (positionals.length !== 1) throw new OcipullError('ERR_OPTIONS_INVALID', 'unpack takes exactly one REF')
   if (!values.bundle) throw new OcipullError('ERR_OPTIONS_INVALID', 'unpack needs --bundle DIR')
   const name = parseImageName(positionals[0] as string)
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform)
-  const decryptor = await decryptorFromFlags(values['decryption-key'] ?? [], io)
-  const source = openImageSource(name, registryOptions(values as RegistryFlagValues, name, io.env))
+  const keys = await keysFromFlags(values, io)
+  const source = openImageSource(
+    name,
+    registryOptions(values as RegistryFlagValues, name, io.env, {
+      input: positionals[0] as string,
+      onWarning: (m) => io.stderr.write(`ocipull: warning: ${m}\n`),
+    }),
+  )
   const progress = progressPrinter(io, values.json === true)
   try {
     const result = await unpackImage(source, {
       bundle: values.bundle,
       signal: io.signal,
       ...(platform ? { platform } : {}),
-      ...(decryptor ? { decryptor } : {}),
+      ...(keys.decryptor ? { decryptor: keys.decryptor } : {}),
       onEvent: progress.onEvent,
     })
     progress.close()
@@ -71,22 +73,6 @@ export async function unpackCommand(args: string[], io: CommandIo): Promise<void
   } finally {
     progress.close()
     await source.close()
+    await keys.close()
   }
-}
-
-/** Shows events: JSON lines on stdout with --json; otherwise a progress display on stderr. */
-function progressPrinter(io: CommandIo, json: boolean): ProgressDisplay {
-  if (!json) return createProgressDisplay({ stream: io.stderr })
-  return { onEvent: (event) => io.stdout.write(`${JSON.stringify(event)}\n`), close: () => {} }
-}
-
-/** `--decryption-key` files and the key providers of `$OCICRYPT_KEYPROVIDER_CONFIG`, if any. */
-async function decryptorFromFlags(specs: string[], io: CommandIo): Promise<LayerDecryptor | undefined> {
-  const keys = []
-  for (const spec of specs) {
-    keys.push(...(await loadDecryptionKeys(parseDecryptionKeySpec(spec), { signal: io.signal })))
-  }
-  const keyProviders = await loadKeyProviderConfig({ env: io.env })
-  if (keys.length === 0 && keyProviders.size === 0) return undefined
-  return createLayerDecryptor({ keys, keyProviders })
 }
