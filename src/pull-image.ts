@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import pLimit from 'p-limit'
@@ -10,6 +10,7 @@ import { type LayerDecryptor, unwrapManifestKeys } from './decrypt/layer-decrypt
 import { type Digest, shortDigest } from './digest.js'
 import { abortError, OcipullError } from './errors.js'
 import { eventSink, type PullEvent, type PullPhase } from './events.js'
+import { replaceDirectory } from './fs/replace-directory.js'
 import { applyLayer } from './layer/apply-layer.js'
 import { layerCodec } from './layer/layer-codec.js'
 import { formatPlatform, type PlatformSpec, platformOf } from './platform.js'
@@ -373,22 +374,12 @@ async function placeRootfs(
   }
   const staging = join(bundle, `.rootfs-staging-${randomBytes(6).toString('hex')}`)
   const made = await materialize(staging)
-  const old = `${staging}.old`
-  const hadRootfs = await rename(rootfs, old).then(
-    () => true,
-    (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return false
-      throw err
-    },
-  )
   try {
-    await rename(staging, rootfs)
+    await replaceDirectory(staging, rootfs)
   } catch (err) {
-    if (hadRootfs) await rename(old, rootfs).catch(() => {})
     await rm(staging, { recursive: true, force: true })
     throw err
   }
-  if (hadRootfs) await rm(old, { recursive: true, force: true })
   return { path: rootfs, release: made.release }
 }
 

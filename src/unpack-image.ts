@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type RuntimeConfigOptions, toRuntimeConfig } from './bundle/runtime-config.js'
 import { writeBundle } from './bundle/write-bundle.js'
@@ -6,6 +6,7 @@ import { type LayerDecryptor, unwrapManifestKeys } from './decrypt/layer-decrypt
 import { shortDigest } from './digest.js'
 import { abortError, OcipullError } from './errors.js'
 import { eventSink, type PullEvent } from './events.js'
+import { replaceDirectory } from './fs/replace-directory.js'
 import { applyLayer } from './layer/apply-layer.js'
 import { formatPlatform, type PlatformSpec, platformOf } from './platform.js'
 import { type ResolvedImage, resolveImage } from './resolve-image.js'
@@ -111,21 +112,7 @@ export async function unpackImage(source: ImageSource, options: UnpackImageOptio
       })
     }
     const config = toRuntimeConfig(image, { ...options.runtime, rootfs: staging })
-    const old = `${staging}.old`
-    const hadRootfs = await rename(rootfs, old).then(
-      () => true,
-      (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return false
-        throw err
-      },
-    )
-    try {
-      await rename(staging, rootfs)
-    } catch (err) {
-      if (hadRootfs) await rename(old, rootfs).catch(() => {})
-      throw err
-    }
-    if (hadRootfs) await rm(old, { recursive: true, force: true })
+    await replaceDirectory(staging, rootfs)
     const configPath = await writeBundle(options.bundle, config, signal ? { signal } : {})
     emit({ type: 'committed', bundle: options.bundle, ms: performance.now() - started })
     return { image, bundle: options.bundle, rootfs, configPath }
