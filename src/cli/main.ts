@@ -137,12 +137,22 @@ if (isEntryPoint()) {
   const controller = new AbortController()
   process.once('SIGINT', () => controller.abort())
   process.once('SIGTERM', () => controller.abort())
+  let done = false
+  // If the event loop empties while the command is still waiting (a stream that stopped without
+  // ending or failing: a bug), Node would exit with status 0 and a half-done bundle; say so instead.
+  process.on('beforeExit', () => {
+    if (done) return
+    done = true
+    process.stderr.write('ocipull: internal error: the command stopped before it finished\n')
+    process.exitCode = ExitCode.Failure
+  })
   main(process.argv.slice(2), {
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,
     signal: controller.signal,
   }).then((code) => {
+    done = true
     process.exitCode = code
   })
 }

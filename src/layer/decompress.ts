@@ -1,8 +1,8 @@
 import { type Duplex, Transform, type TransformCallback } from 'node:stream'
 import { createGunzip } from 'node:zlib'
-import { DecompressStream } from 'zstd-napi'
 import { OcipullError } from '../errors.js'
 import { type Compression, sniffCompression } from './layer-codec.js'
+import { ZstdDecompress } from './zstd-decompress.js'
 
 /** zlib's default 16 KiB output chunk costs a thread-pool round trip each; 1 MiB nearly doubles inflate speed here. */
 const GUNZIP_CHUNK = 1 << 20
@@ -12,16 +12,14 @@ const SNIFF_BYTES = 512
  * The decompression stages of the layer pipeline, to splice into `stream.pipeline`: a check of the
  * first bytes against the declared compression (ERR_MEDIA_TYPE_MISMATCH when the magic contradicts
  * the media type), then the inflater: node's zlib for gzip (multi-member streams included, 1 MiB
- * output chunks), zstd-napi for zstd, nothing for plain tar. Inflater errors are mapped to
+ * output chunks), zstd-napi's native stream for zstd (zstd-decompress.ts: bounded output), nothing for plain tar. Inflater errors are mapped to
  * ERR_LAYER_INVALID naming `what`.
  */
 export function decompressStages(compression: Compression, what: string): Duplex[] {
   const check = new MagicCheck(compression, what)
   if (compression === 'none') return [check]
   const inflate: Duplex =
-    compression === 'gzip'
-      ? createGunzip({ chunkSize: GUNZIP_CHUNK })
-      : (new DecompressStream() as unknown as Duplex)
+    compression === 'gzip' ? createGunzip({ chunkSize: GUNZIP_CHUNK }) : new ZstdDecompress()
   return [check, new MapErrors(inflate, compression, what)]
 }
 
