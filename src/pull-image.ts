@@ -167,12 +167,26 @@ export async function pullImage(source: ImageSource, options: PullImageOptions):
     let cachedLayers = 0
     const layers = await phase('layers', async () => {
       const layerSignal = signal ? AbortSignal.any([signal, keysFailed.signal]) : keysFailed.signal
-      const [{ stored, cached }] = await Promise.all([
-        storeLayers(source, image, chain, existing, store, { ...options, signal: layerSignal }, emit),
-        keys,
-      ])
-      cachedLayers = cached
-      return stored
+      const storing = storeLayers(
+        source,
+        image,
+        chain,
+        existing,
+        store,
+        { ...options, signal: layerSignal },
+        emit,
+      ).catch((err: unknown) => {
+        if (!keysFailed.signal.aborted) stopKeys.abort(err)
+        throw err
+      })
+      // Both settle before the pull fails (so no layer is still writing to staging), and the
+      // first failure is the one reported: a key failure aborts the layers, a layer failure
+      // stops the key unwrapping.
+      const [layersResult, keysResult] = await Promise.allSettled([storing, keys])
+      if (keysResult.status === 'rejected' && !stopKeys.signal.aborted) throw keysResult.reason
+      if (layersResult.status === 'rejected') throw layersResult.reason
+      cachedLayers = layersResult.value.cached
+      return layersResult.value.stored
     })
     const rootfs = await phase('snapshot', () =>
       placeRootfs(snapshotter, layers, options.bundle, (w) => emit({ type: 'warning', ...w }), signal),

@@ -163,7 +163,10 @@ export async function pullCommand(args: string[], io: CommandIo): Promise<void> 
             ...(client === undefined ? {} : { registry: { client } }),
             acceptIndexSignatures: values['accept-index-signatures'] === true,
           })
-    const source = openImageSource(name, client === undefined ? sourceOptions : { ...sourceOptions, client })
+    // A given client keeps its own insecure registries, so with registries.conf (whose mirrors and
+    // locations may be `insecure`) the source makes its own client.
+    const shareClient = client !== undefined && sourceOptions.registries === undefined
+    const source = openImageSource(name, shareClient ? { ...sourceOptions, client } : sourceOptions)
     const progress = progressPrinter(io, values.json === true)
     try {
       const result = await pullImage(source, {
