@@ -131,11 +131,13 @@ export async function pullImage(source: ImageSource, options: PullImageOptions):
   const chain = chainIds(diffIds)
   const existing = await Promise.all(chain.map((id) => store.getLayer(id)))
 
-  // The keys of the encrypted layers still to fetch are unwrapped (one KBS session, each key
+  // The keys of the encrypted layers are unwrapped (one KBS session, each key
   // once) while the policy is checked and the first layers download; a failure stops the pull.
   const keysFailed = new AbortController()
   const stopKeys = new AbortController()
-  const toDecrypt = image.manifest.layers.filter((d, i) => existing[i] === undefined && codecOf(d).encrypted)
+  // Also for layers already in the store: holding the key is what entitles a pull to an encrypted
+  // layer (as containerd's imgcrypt checks), not that someone else unpacked it before.
+  const toDecrypt = image.manifest.layers.filter((d) => codecOf(d).encrypted)
   const keys =
     toDecrypt.length === 0
       ? undefined

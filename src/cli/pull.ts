@@ -13,7 +13,6 @@ import { loadPolicy, parsePolicy } from '../policy/parse-policy.js'
 import { containersPolicyVerifier } from '../policy/policy-verifier.js'
 import { parseRegistriesD } from '../policy/registries-d.js'
 import { pullImage } from '../pull-image.js'
-import { RegistryClient } from '../registry/registry-client.js'
 import type { CommandIo } from './inspect.js'
 import { type CommandKeys, keyFlags, keyFlagsHelp, keysFromFlags } from './key-options.js'
 import { progressPrinter } from './progress-display.js'
@@ -134,8 +133,6 @@ export async function pullCommand(args: string[], io: CommandIo): Promise<void> 
       onWarning,
       ...(keys.keySource ? { keySource: keys.keySource } : {}),
     })
-    // One client for the image and its signatures (sigstore attachments live in the same registry).
-    const client = name.transport === 'docker' ? new RegistryClient(sourceOptions) : undefined
     const keySourceOption = keys.keySource ? { keySource: keys.keySource } : {}
     const policyDocument =
       values.policy !== undefined
@@ -160,13 +157,11 @@ export async function pullCommand(args: string[], io: CommandIo): Promise<void> 
             reference: name,
             registriesD,
             ...keySourceOption,
-            ...(client === undefined ? {} : { registry: { client } }),
             acceptIndexSignatures: values['accept-index-signatures'] === true,
           })
-    // A given client keeps its own insecure registries, so with registries.conf (whose mirrors and
-    // locations may be `insecure`) the source makes its own client.
-    const shareClient = client !== undefined && sourceOptions.registries === undefined
-    const source = openImageSource(name, shareClient ? { ...sourceOptions, client } : sourceOptions)
+    // The policy reads sigstore attachments through the source's own client, from the location
+    // (mirror or origin) that served the image.
+    const source = openImageSource(name, sourceOptions)
     const progress = progressPrinter(io, values.json === true)
     try {
       const result = await pullImage(source, {
@@ -187,7 +182,6 @@ export async function pullCommand(args: string[], io: CommandIo): Promise<void> 
     } finally {
       progress.close()
       await source.close()
-      await client?.close()
     }
   }
 }

@@ -10,7 +10,7 @@ import { evaluatePolicy } from '../policy/evaluate-policy.js'
 import { loadPolicy } from '../policy/parse-policy.js'
 import { assertPolicyAccepted, formatVerdict } from '../policy/policy-verdict.js'
 import { builtinLookaside, loadRegistriesD, type RegistriesD } from '../policy/registries-d.js'
-import { RegistryClient } from '../registry/registry-client.js'
+import { isRegistrySource } from '../registry/registry-source.js'
 import { resolveImage } from '../resolve-image.js'
 import type { CommandIo } from './inspect.js'
 import {
@@ -64,8 +64,7 @@ export async function verifyCommand(args: string[], io: CommandIo): Promise<void
     input: positionals[0] as string,
     onWarning: (m) => io.stderr.write(`ocipull: warning: ${m}\n`),
   })
-  const client = name.transport === 'docker' ? new RegistryClient(sourceOptions) : undefined
-  const source = openImageSource(name, client === undefined ? sourceOptions : { ...sourceOptions, client })
+  const source = openImageSource(name, sourceOptions)
   try {
     const image = await resolveImage(source, { signal: io.signal, ...(platform ? { platform } : {}) })
     const verdict = await evaluatePolicy({
@@ -76,7 +75,14 @@ export async function verifyCommand(args: string[], io: CommandIo): Promise<void
       ...(image.index === undefined ? {} : { indexDigest: image.index.digest }),
       acceptIndexSignatures: values['accept-index-signatures'] === true,
       source,
-      ...(client === undefined ? {} : { registry: { client } }),
+      ...(isRegistrySource(source) && source.client !== undefined
+        ? {
+            registry: {
+              client: source.client,
+              ...(source.location ? { repository: source.location.location } : {}),
+            },
+          }
+        : {}),
       registriesD,
       signal: io.signal,
     })
@@ -84,7 +90,6 @@ export async function verifyCommand(args: string[], io: CommandIo): Promise<void
     assertPolicyAccepted(verdict)
   } finally {
     await source.close()
-    await client?.close()
   }
 }
 

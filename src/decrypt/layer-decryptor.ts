@@ -133,7 +133,8 @@ export async function unwrapManifestKeys(
     const [first] = encrypted.keys()
     throw noDecryptor(`${prefix}layer ${shortDigest(first as Digest)}`)
   }
-  const results = await Promise.allSettled(
+  // The first failure decides at once (a slow key provider does not hold up the verdict).
+  const keys = await Promise.all(
     [...encrypted.values()].map((layer) =>
       decryptor.layerKey(layer, {
         what: `${prefix}layer ${shortDigest(layer.digest)}`,
@@ -141,10 +142,7 @@ export async function unwrapManifestKeys(
       }),
     ),
   )
-  for (const r of results) {
-    if (r.status === 'rejected') throw r.reason
-    out.set(r.value.digest, r.value)
-  }
+  for (const key of keys) out.set(key.digest, key)
   return out
 }
 

@@ -2,6 +2,7 @@ import type { ImageName } from '../image-name.js'
 import type { KeySource } from '../keys/key-source.js'
 import type { Reference } from '../reference.js'
 import type { RegistryClient } from '../registry/registry-client.js'
+import { isRegistrySource } from '../registry/registry-source.js'
 import type { ResolvedImage } from '../resolve-image.js'
 import type { ImageSource } from '../sources/image-source.js'
 import { evaluatePolicy } from './evaluate-policy.js'
@@ -27,7 +28,10 @@ export interface ContainersPolicyVerifierOptions {
   /** The reference the user asked for: scopes and signed identities are matched against it. */
   reference: ImageName | Reference
   registriesD?: RegistriesD
-  /** Reads sigstore attachments from the registry the image comes from. */
+  /**
+   * Reads sigstore attachments. Default: through the registry source the image came from, in the
+   * repository that actually served it (a mirror's, when a mirror did).
+   */
   registry?: { client: RegistryClient; repository?: Reference }
   keySource?: KeySource
   /** Also accept signatures over the index digest (image-rs); default false (containers/image). */
@@ -37,8 +41,16 @@ export interface ContainersPolicyVerifierOptions {
 /** The containers-policy.json verifier (evaluate-policy.ts) as a PolicyVerifier. */
 export function containersPolicyVerifier(options: ContainersPolicyVerifierOptions): PolicyVerifier {
   return {
-    verify: (image, source, call = {}) =>
-      evaluatePolicy({
+    verify: (image, source, call = {}) => {
+      const registry =
+        options.registry ??
+        (isRegistrySource(source) && source.client !== undefined
+          ? {
+              client: source.client,
+              ...(source.location ? { repository: source.location.location } : {}),
+            }
+          : undefined)
+      return evaluatePolicy({
         policy: options.policy,
         reference: options.reference,
         manifestDigest: image.digest,
@@ -46,10 +58,11 @@ export function containersPolicyVerifier(options: ContainersPolicyVerifierOption
         ...(image.index === undefined ? {} : { indexDigest: image.index.digest }),
         acceptIndexSignatures: options.acceptIndexSignatures === true,
         source,
-        ...(options.registry ? { registry: options.registry } : {}),
+        ...(registry ? { registry } : {}),
         ...(options.registriesD ? { registriesD: options.registriesD } : {}),
         ...(options.keySource ? { keySource: options.keySource } : {}),
         ...(call.signal ? { signal: call.signal } : {}),
-      }),
+      })
+    },
   }
 }

@@ -37,6 +37,12 @@ export interface RegistryImageSource extends ImageSource {
   readonly reference: Reference
   /** Where the image actually came from (mirror or remapped location); undefined until one answered. */
   readonly location: PullSource | undefined
+  /**
+   * The client this source talks through (set up with the credentials, TLS settings and insecure
+   * locations of every pull source), once the first call has been made: for reading what else
+   * lives next to the image, e.g. its sigstore attachments.
+   */
+  readonly client: RegistryClient | undefined
 }
 
 /** True for sources made by registrySource (they have `reference` and `location`). */
@@ -109,6 +115,9 @@ export function registrySource(ref: Reference, options: RegistrySourceOptions = 
     },
     get location() {
       return chosen
+    },
+    get client() {
+      return client
     },
     manifest: (request = {}) =>
       attempt(request.signal, (c, location) =>

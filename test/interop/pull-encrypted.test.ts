@@ -232,6 +232,11 @@ describe.skipIf(!ready)('ocipull pull of encrypted images', () => {
         expect(kinds.filter((k) => k === 'layer-cached')).toHaveLength(3)
         expect(kinds).not.toContain('layer-start')
         await expectPlainRootfs(bundle, snapshotter)
+
+        // Every layer is in the store now, but without the key the pull is still refused.
+        const keyless = await pull(`${repo}:v1`, dir, '--snapshotter', snapshotter)
+        expect(keyless.code).toBe(8)
+        expect(keyless.stderr.trim().split('\n').at(-1)).toMatch(/^ocipull: ERR_KEY_UNAVAILABLE: /)
       })
     }
   }
