@@ -132,6 +132,7 @@ export async function pullCommand(args: string[], io: CommandIo): Promise<void> 
       input: positionals[0] as string,
       onWarning,
       ...(keys.keySource ? { keySource: keys.keySource } : {}),
+      ...(settings ? { imageSettings: settings.source } : {}),
     })
     const keySourceOption = keys.keySource ? { keySource: keys.keySource } : {}
     const policyDocument =

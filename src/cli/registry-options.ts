@@ -1,6 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
 import { parseImageOptionsDocument } from '../config/image-options-document.js'
-import { imageSourceOptions } from '../config/image-source-options.js'
+import { type ImageSourceSettings, imageSourceOptions } from '../config/image-source-options.js'
 import { configError, DEFAULT_MAX_CONFIG_BYTES } from '../config/parse-toml.js'
 import { parseRegistriesConf } from '../config/registries-conf.js'
 import { isShortName } from '../config/short-names.js'
@@ -47,6 +47,8 @@ export interface RegistryOptionsContext {
   onWarning?: (message: string) => void
   /** Serves the `kbs:///…` URIs of a --config file (registry config, credentials). */
   keySource?: KeySource
+  /** The --config file's source settings, already fetched (pull): not read a second time. */
+  imageSettings?: ImageSourceSettings
 }
 
 export const registryFlagsHelp = `Registry options:
@@ -82,7 +84,8 @@ export function registryOptions(
   const onWarning = context.onWarning ?? ((m: string) => process.stderr.write(`ocipull: warning: ${m}\n`))
   const registry = name.reference.registry
   const config =
-    values.config === undefined
+    context.imageSettings ??
+    (values.config === undefined
       ? {}
       : imageSourceOptions(
           parseImageOptionsDocument(readConfigFile(values.config), { what: values.config, onWarning })
@@ -93,7 +96,7 @@ export function registryOptions(
             onWarning,
             ...(context.keySource ? { keySource: context.keySource } : {}),
           },
-        )
+        ))
   const registriesFile = values['registries-conf'] ?? (env['CONTAINERS_REGISTRIES_CONF'] || undefined)
   const registries =
     registriesFile === undefined
