@@ -7,7 +7,7 @@ import pLimit from 'p-limit'
 import { type RuntimeConfigOptions, toRuntimeConfig } from './bundle/runtime-config.js'
 import { writeBundle } from './bundle/write-bundle.js'
 import { type LayerDecryptor, unwrapManifestKeys } from './decrypt/layer-decryptor.js'
-import { type Digest, shortDigest } from './digest.js'
+import type { Digest } from './digest.js'
 import { abortError, OcipullError } from './errors.js'
 import { eventSink, type PullEvent, type PullPhase } from './events.js'
 import { replaceDirectory } from './fs/replace-directory.js'
@@ -16,7 +16,7 @@ import { layerCodec } from './layer/layer-codec.js'
 import { formatPlatform, type PlatformSpec, platformOf } from './platform.js'
 import { assertPolicyAccepted, type PolicyVerdict } from './policy/policy-verdict.js'
 import type { PolicyVerifier } from './policy/policy-verifier.js'
-import { type ResolvedImage, resolveImage } from './resolve-image.js'
+import { assertLinuxImage, type ResolvedImage, resolvedEvent, resolveImage } from './resolve-image.js'
 import { dirSnapshotter } from './snapshot/dir-snapshotter.js'
 import { overlaySnapshotter } from './snapshot/overlay-snapshotter.js'
 import { prepareOverlayLayer } from './snapshot/prepare-overlay-layer.js'
@@ -110,23 +110,10 @@ export async function pullImage(source: ImageSource, options: PullImageOptions):
       configCache: { get: (d) => store.getBlob(d), put: (d, b) => store.putBlob(d, b) },
       ...(signal ? { signal } : {}),
     })
-    emit({
-      type: 'resolved',
-      source: source.name,
-      digest: resolved.digest,
-      platform: formatPlatform(platformOf(resolved.config)),
-      layers: resolved.manifest.layers.length,
-      bytes: resolved.manifest.layers.reduce((n, l) => n + l.size, 0),
-      ms: performance.now() - started,
-    })
+    emit(resolvedEvent(source, resolved, started))
     return resolved
   })
-  if (image.config.os !== 'linux') {
-    throw new OcipullError(
-      'ERR_IMAGE_UNSUPPORTED',
-      `${source.name}: image ${shortDigest(image.digest)} is for ${image.config.os}, not linux`,
-    )
-  }
+  assertLinuxImage(source, image)
   const diffIds = image.config.rootfs.diff_ids
   const chain = chainIds(diffIds)
   const existing = await Promise.all(chain.map((id) => store.getLayer(id)))

@@ -1,5 +1,6 @@
 import { type Digest, digestOf, parseDigest, shortDigest } from './digest.js'
 import { abortError, OcipullError } from './errors.js'
+import type { PullEvent } from './events.js'
 import { DEFAULT_MAX_CONFIG_SIZE, type ImageConfig, parseImageConfig } from './image-config.js'
 import type { Descriptor, ImageIndex, ImageManifest, ParsedManifest, Platform } from './manifest.js'
 import { isIndexMediaType } from './media-types.js'
@@ -142,4 +143,31 @@ export function chooseFromIndex(
     'ERR_PLATFORM_NOT_FOUND',
     `${what}: no manifest for platform ${formatPlatform(wanted)}; available: ${offered.length ? offered.join(', ') : 'none'}`,
   )
+}
+
+/** The `resolved` event of a pull or unpack that started at `started` (performance.now()). */
+export function resolvedEvent(
+  source: ImageSource,
+  image: ResolvedImage,
+  started: number,
+): Extract<PullEvent, { type: 'resolved' }> {
+  return {
+    type: 'resolved',
+    source: source.name,
+    digest: image.digest,
+    platform: formatPlatform(platformOf(image.config)),
+    layers: image.manifest.layers.length,
+    bytes: image.manifest.layers.reduce((n, l) => n + l.size, 0),
+    ms: performance.now() - started,
+  }
+}
+
+/** Bundles are for Linux: any other OS is ERR_IMAGE_UNSUPPORTED (before any layer is fetched). */
+export function assertLinuxImage(source: ImageSource, image: ResolvedImage): void {
+  if (image.config.os !== 'linux') {
+    throw new OcipullError(
+      'ERR_IMAGE_UNSUPPORTED',
+      `${source.name}: image ${shortDigest(image.digest)} is for ${image.config.os}, not linux`,
+    )
+  }
 }

@@ -3,13 +3,12 @@ import { join } from 'node:path'
 import { type RuntimeConfigOptions, toRuntimeConfig } from './bundle/runtime-config.js'
 import { writeBundle } from './bundle/write-bundle.js'
 import { type LayerDecryptor, unwrapManifestKeys } from './decrypt/layer-decryptor.js'
-import { shortDigest } from './digest.js'
-import { abortError, OcipullError } from './errors.js'
+import { abortError } from './errors.js'
 import { eventSink, type PullEvent } from './events.js'
 import { replaceDirectory } from './fs/replace-directory.js'
 import { applyLayer } from './layer/apply-layer.js'
-import { formatPlatform, type PlatformSpec, platformOf } from './platform.js'
-import { type ResolvedImage, resolveImage } from './resolve-image.js'
+import type { PlatformSpec } from './platform.js'
+import { assertLinuxImage, type ResolvedImage, resolvedEvent, resolveImage } from './resolve-image.js'
 import type { ImageSource } from './sources/image-source.js'
 import type { UnpackOptions } from './unpack/unpack-tar.js'
 
@@ -54,21 +53,8 @@ export async function unpackImage(source: ImageSource, options: UnpackImageOptio
     ...(options.platform ? { platform: options.platform } : {}),
     ...(signal ? { signal } : {}),
   })
-  emit({
-    type: 'resolved',
-    source: source.name,
-    digest: image.digest,
-    platform: formatPlatform(platformOf(image.config)),
-    layers: image.manifest.layers.length,
-    bytes: image.manifest.layers.reduce((n, l) => n + l.size, 0),
-    ms: performance.now() - started,
-  })
-  if (image.config.os !== 'linux') {
-    throw new OcipullError(
-      'ERR_IMAGE_UNSUPPORTED',
-      `${source.name}: image ${shortDigest(image.digest)} is for ${image.config.os}, not linux`,
-    )
-  }
+  emit(resolvedEvent(source, image, started))
+  assertLinuxImage(source, image)
   // Every layer key first, so that a missing or wrong key fails before anything is fetched.
   await unwrapManifestKeys(options.decryptor, image.manifest.layers, {
     what: source.name,

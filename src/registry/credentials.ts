@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { abortable } from '../abortable.js'
 import { abortError, OcipullError } from '../errors.js'
 import { DOCKER_HUB } from '../reference.js'
 import { type AuthFile, DEFAULT_MAX_AUTH_FILE_BYTES, parseAuthFile, readAuthFile } from './credential-file.js'
@@ -188,20 +189,4 @@ async function readAuthSource(source: AuthFileSource, maxBytes: number): Promise
     throw new OcipullError('ERR_CREDENTIALS', `auth file ${source.name}: larger than ${maxBytes} bytes`)
   }
   return parseAuthFile(bytes, source.name)
-}
-
-/** Awaits a shared promise, giving up (without cancelling it) when the signal fires. */
-async function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
-  if (signal === undefined) return promise
-  if (signal.aborted) throw abortError(signal, what)
-  let onAbort = (): void => {}
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(abortError(signal, what))
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-  try {
-    return await Promise.race([promise, aborted])
-  } finally {
-    signal.removeEventListener('abort', onAbort)
-  }
 }

@@ -1,3 +1,4 @@
+import { abortable } from '../abortable.js'
 import type { PullSource } from '../config/pull-sources.js'
 import { pullSources } from '../config/pull-sources.js'
 import type { RegistriesConfig } from '../config/registries-conf.js'
@@ -134,22 +135,6 @@ export function registrySource(ref: Reference, options: RegistrySourceOptions = 
       await sources?.catch(() => {})
       if (given === undefined && client !== undefined) await client.close()
     },
-  }
-}
-
-/** Awaits a shared promise, giving up (without cancelling it) when the signal fires. */
-async function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
-  if (signal === undefined) return promise
-  if (signal.aborted) throw abortError(signal, what)
-  let onAbort = (): void => {}
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(abortError(signal, what))
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-  try {
-    return await Promise.race([promise, aborted])
-  } finally {
-    signal.removeEventListener('abort', onAbort)
   }
 }
 
