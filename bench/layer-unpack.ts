@@ -52,6 +52,8 @@ const VARIANTS: readonly Variant[] = [
 
 const WORK = '/dev/shm/ocipull-bench'
 const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js')
+/** What the bin's shebang (`#!/usr/bin/env -S node --max-semi-space-size=1`) gives node. */
+const NODE_FLAGS = ['--max-semi-space-size=1']
 
 export async function layerUnpackBench(options: {
   rounds: number
@@ -140,7 +142,11 @@ async function runVariant(
       '--work-dir',
       join(dir, 'store'),
     ]
-    const timed = await timedRun(process.execPath, [CLI, ...args, '--bundle', bundle, image.ref], timeFile)
+    const timed = await timedRun(
+      process.execPath,
+      [...NODE_FLAGS, CLI, ...args, '--bundle', bundle, image.ref],
+      timeFile,
+    )
     checkOneLayer(timed.stdout, image)
     if (variant === 'pull-overlay') {
       // The tree is listed before the run's directory is removed: list it now, then unmount.
@@ -163,7 +169,7 @@ async function runVariant(
   }
   const timed = await timedRun(
     process.execPath,
-    [CLI, 'unpack', '--insecure', '--json', '--bundle', bundle, image.ref],
+    [...NODE_FLAGS, CLI, 'unpack', '--insecure', '--json', '--bundle', bundle, image.ref],
     timeFile,
   )
   checkOneLayer(timed.stdout, image)
