@@ -23,6 +23,8 @@ Commands:
                   run the development KBS (sample attestation; tests and development only)
   kbs get-resource URI --kbs URL
                   attest to a KBS and print a resource (kbs:///repository/type/tag)
+  store list|rm|gc [--work-dir D]
+                  list or remove the images of the layer store, remove unused layers
 
 Global options:
   --debug         print stack traces and error causes
@@ -63,6 +65,10 @@ const commands: Record<string, () => Promise<Command>> = {
   kbs: async () => {
     const m = await import('./kbs.js')
     return { run: m.kbsCommand, help: m.kbsHelp }
+  },
+  store: async () => {
+    const m = await import('./store.js')
+    return { run: m.storeCommand, help: m.storeHelp }
   },
 }
 
