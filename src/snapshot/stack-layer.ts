@@ -34,7 +34,8 @@ export interface StackLayerOptions {
   signal?: AbortSignal
 }
 
-const COPY = constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE
+const COPY = constants.COPYFILE_EXCL
+const CLONE = constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE
 
 /**
  * Copies a stored layer (its `diff/` directory and the changes in its record) onto `root`, the
@@ -90,6 +91,21 @@ export async function stackLayer(
     times.set(rootHost, { mode: st.mode & 0o7777, atime: st.atimeMs / 1000, mtime: st.mtimeMs / 1000 })
   }
   const inodes = new Map<number, string>()
+  // Reflink when the filesystem can (btrfs, XFS): tried on the first file, then used or not.
+  let reflink: boolean | undefined
+  const copyFile = (src: string, dst: string): void => {
+    if (reflink !== false) {
+      try {
+        copyFileSync(fsPath(src), fsPath(dst), CLONE)
+        reflink = true
+        return
+      } catch (err) {
+        if (reflink === true || (err as NodeJS.ErrnoException).code === 'EEXIST') throw err
+        reflink = false
+      }
+    }
+    copyFileSync(fsPath(src), fsPath(dst), COPY)
+  }
   const walk = async (rel: string): Promise<void> => {
     const names = readdirSync(fsPath(rel === '' ? layerHost : `${layerHost}/${rel}`), { encoding: 'latin1' })
     for (const name of names) {
@@ -115,9 +131,10 @@ export async function stackLayer(
       }
       if (st.nlink > 1) inodes.set(st.ino, dst)
       if (st.isFile()) {
-        copyFileSync(fsPath(src), fsPath(dst), COPY)
+        copyFile(src, dst) // the copy has the source's mode
         if (isRoot) lchownSync(fsPath(dst), st.uid, st.gid)
-        chmodSync(fsPath(dst), st.mode & 0o7777)
+        // chown clears setuid and setgid: set the mode again only when it has special bits.
+        if ((st.mode & 0o7000) !== 0) chmodSync(fsPath(dst), st.mode & 0o7777)
         utimesSync(fsPath(dst), st.atimeMs / 1000, fsTime(st.mtimeMs / 1000))
       } else if (st.isSymbolicLink()) {
         symlinkSync(readlinkSync(fsPath(src), { encoding: 'buffer' }), fsPath(dst))
