@@ -106,6 +106,16 @@ export async function stackLayer(
     }
     copyFileSync(fsPath(src), fsPath(dst), COPY)
   }
+  /** Makes a new object at `dst` (never following it); what is there is removed only if needed. */
+  const create = (dst: string, make: () => void): void => {
+    try {
+      make()
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      clobber(dst, dirs)
+      make()
+    }
+  }
   const walk = async (rel: string): Promise<void> => {
     const names = readdirSync(fsPath(rel === '' ? layerHost : `${layerHost}/${rel}`), { encoding: 'latin1' })
     for (const name of names) {
@@ -123,24 +133,25 @@ export async function stackLayer(
       const dir = dirs.resolve(rel, true, label(child)) as string
       const dst = `${dir}/${name}`
       times.touch(dir)
-      clobber(dst, dirs)
       const first = st.nlink > 1 ? inodes.get(st.ino) : undefined
       if (first !== undefined) {
-        linkSync(fsPath(first), fsPath(dst))
+        create(dst, () => linkSync(fsPath(first), fsPath(dst)))
         continue
       }
       if (st.nlink > 1) inodes.set(st.ino, dst)
       if (st.isFile()) {
-        copyFile(src, dst) // the copy has the source's mode
+        create(dst, () => copyFile(src, dst)) // the copy has the source's mode
         if (isRoot) lchownSync(fsPath(dst), st.uid, st.gid)
         // chown clears setuid and setgid: set the mode again only when it has special bits.
         if ((st.mode & 0o7000) !== 0) chmodSync(fsPath(dst), st.mode & 0o7777)
         utimesSync(fsPath(dst), st.atimeMs / 1000, fsTime(st.mtimeMs / 1000))
       } else if (st.isSymbolicLink()) {
-        symlinkSync(readlinkSync(fsPath(src), { encoding: 'buffer' }), fsPath(dst))
+        const target = readlinkSync(fsPath(src), { encoding: 'buffer' })
+        create(dst, () => symlinkSync(target, fsPath(dst)))
         if (isRoot) lchownSync(fsPath(dst), st.uid, st.gid)
         lutimesSync(fsPath(dst), st.atimeMs / 1000, fsTime(st.mtimeMs / 1000))
       } else {
+        clobber(dst, dirs)
         const kind = st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : 'block'
         const r = await makeNode(dir, name, kind, devNumbers(st.rdev), options.signal)
         if (r.status !== 0) {
