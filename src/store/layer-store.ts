@@ -218,13 +218,14 @@ export class LayerStore {
   }
 
   /**
-   * Removes the layers and configs no image record refers to (and no running pull has leased).
-   * Returns what was removed. A bundle made by the overlay snapshotter mounts store layers: remove
-   * (unmount) such bundles before removing their image.
+   * Removes the layers and configs no image record refers to, no running pull has leased and no
+   * overlay mount of this machine uses (a bundle made by the overlay snapshotter keeps its layers
+   * until it is unmounted). Returns what was removed.
    */
   async gc(): Promise<{ layers: Digest[]; blobs: Digest[] }> {
     const images = await this.listImages()
     const keepLayers = new Set<string>([...this.leases.keys()].map(key))
+    for (const name of await mountedLayerNames()) keepLayers.add(name)
     const keepBlobs = new Set<string>()
     for (const image of images) {
       for (const layer of image.layers) keepLayers.add(key(layer.chainId))
@@ -278,4 +279,24 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
+}
+
+/**
+ * The store layer directory names (`sha256-<hex>`) that overlay mounts use as lower layers, from
+ * /proc/self/mountinfo (the overlay snapshotter names them `<name>/diff`, relative to the store's
+ * `layers/`). Names are content addresses, so a match in another store only keeps a layer longer.
+ */
+async function mountedLayerNames(): Promise<string[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '')
+  const names: string[] = []
+  for (const line of text.split('\n')) {
+    const [, after] = line.split(' - ')
+    if (after === undefined || !after.startsWith('overlay ')) continue
+    const lower = /(?:^|,)lowerdir=([^,]*)/.exec(after.split(' ')[2] ?? '')?.[1]
+    for (const dir of lower?.split(':') ?? []) {
+      const m = /(?:^|\/)((?:sha256|sha512)-[0-9a-f]+)\/diff$/.exec(dir)
+      if (m?.[1] !== undefined) names.push(m[1])
+    }
+  }
+  return names
 }

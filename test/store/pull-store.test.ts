@@ -197,4 +197,27 @@ describe('layer store', () => {
     release()
     expect((await store.gc()).layers).toEqual([id])
   })
+
+  test.runIf(process.getuid?.() === 0)('gc keeps the layers an overlay bundle has mounted', async () => {
+    const work = await makeTempDir()
+    const storeDir = join(work, 'store')
+    const one = await writeLayeredImage(join(work, 'one'), [base, app('one')])
+    const source = ociLayoutSource({ path: join(work, 'one'), tag: 'latest' })
+    const pulled = await pullImage(source, {
+      bundle: join(work, 'b'),
+      workDir: storeDir,
+      snapshotter: 'overlay',
+    })
+    await source.close()
+    try {
+      const store = await LayerStore.open(storeDir)
+      await store.removeImage(one.manifest.digest)
+      expect((await store.gc()).layers).toEqual([])
+      expect(readFileSync(join(pulled.rootfs.path, 'app', 'run'), 'utf8')).toBe('one')
+    } finally {
+      await pulled.rootfs.release()
+    }
+    const store = await LayerStore.open(storeDir)
+    expect((await store.gc()).layers.sort()).toEqual(chainIds(one.diffIds).sort())
+  })
 })
