@@ -51,3 +51,17 @@ export function eventSink(onEvent: ((event: PullEvent) => void) | undefined): (e
     if (ch.hasSubscribers) ch.publish(event)
   }
 }
+
+/**
+ * Runs `body` as phase `name`: a `phase` start event, then an end event with its duration when it
+ * succeeds (a failing phase ends with the pull's error, not an event).
+ */
+export function phaseRunner(emit: (event: PullEvent) => void) {
+  return async <T>(name: PullPhase, body: () => Promise<T>): Promise<T> => {
+    emit({ type: 'phase', phase: name, state: 'start', ms: 0 })
+    const started = performance.now()
+    const result = await body()
+    emit({ type: 'phase', phase: name, state: 'end', ms: performance.now() - started })
+    return result
+  }
+}

@@ -9,7 +9,7 @@ import { writeBundle } from './bundle/write-bundle.js'
 import { type LayerDecryptor, unwrapManifestKeys } from './decrypt/layer-decryptor.js'
 import type { Digest } from './digest.js'
 import { abortError, OcipullError } from './errors.js'
-import { eventSink, type PullEvent, type PullPhase } from './events.js'
+import { eventSink, type PullEvent, phaseRunner } from './events.js'
 import { replaceDirectory } from './fs/replace-directory.js'
 import { applyLayer } from './layer/apply-layer.js'
 import { layerCodec } from './layer/layer-codec.js'
@@ -94,13 +94,7 @@ export async function pullImage(source: ImageSource, options: PullImageOptions):
   const { signal } = options
   const emit = eventSink(options.onEvent)
   const started = performance.now()
-  const phase = async <T>(name: PullPhase, body: () => Promise<T>): Promise<T> => {
-    emit({ type: 'phase', phase: name, state: 'start', ms: 0 })
-    const t = performance.now()
-    const result = await body()
-    emit({ type: 'phase', phase: name, state: 'end', ms: performance.now() - t })
-    return result
-  }
+  const phase = phaseRunner(emit)
   const snapshotter = pickSnapshotter(options.snapshotter)
   const store = await LayerStore.open(options.workDir)
 

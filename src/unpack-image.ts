@@ -4,7 +4,7 @@ import { type RuntimeConfigOptions, toRuntimeConfig } from './bundle/runtime-con
 import { writeBundle } from './bundle/write-bundle.js'
 import { type LayerDecryptor, unwrapManifestKeys } from './decrypt/layer-decryptor.js'
 import { abortError } from './errors.js'
-import { eventSink, type PullEvent } from './events.js'
+import { eventSink, type PullEvent, phaseRunner } from './events.js'
 import { replaceDirectory } from './fs/replace-directory.js'
 import { applyLayer } from './layer/apply-layer.js'
 import type { PlatformSpec } from './platform.js'
@@ -49,21 +49,43 @@ export async function unpackImage(source: ImageSource, options: UnpackImageOptio
   const emit = eventSink(options.onEvent)
   const interval = options.progressIntervalMs ?? 250
   const started = performance.now()
-  const image = await resolveImage(source, {
-    ...(options.platform ? { platform: options.platform } : {}),
-    ...(signal ? { signal } : {}),
+  const phase = phaseRunner(emit)
+  const image = await phase('resolve', async () => {
+    const resolved = await resolveImage(source, {
+      ...(options.platform ? { platform: options.platform } : {}),
+      ...(signal ? { signal } : {}),
+    })
+    emit(resolvedEvent(source, resolved, started))
+    return resolved
   })
-  emit(resolvedEvent(source, image, started))
   assertLinuxImage(source, image)
   // Every layer key first, so that a missing or wrong key fails before anything is fetched.
-  await unwrapManifestKeys(options.decryptor, image.manifest.layers, {
-    what: source.name,
-    ...(signal ? { signal } : {}),
-  })
+  if (image.manifest.layers.some((l) => l.mediaType.endsWith('+encrypted'))) {
+    await phase('keys', () =>
+      unwrapManifestKeys(options.decryptor, image.manifest.layers, {
+        what: source.name,
+        ...(signal ? { signal } : {}),
+      }),
+    )
+  }
   await mkdir(options.bundle, { recursive: true })
   const staging = await mkdtemp(join(options.bundle, '.rootfs-staging-'))
   const rootfs = join(options.bundle, 'rootfs')
   try {
+    await phase('layers', () => applyLayers(staging))
+    const config = toRuntimeConfig(image, { ...options.runtime, rootfs: staging })
+    const configPath = await phase('bundle', async () => {
+      await replaceDirectory(staging, rootfs)
+      return writeBundle(options.bundle, config, signal ? { signal } : {})
+    })
+    emit({ type: 'committed', bundle: options.bundle, ms: performance.now() - started })
+    return { image, bundle: options.bundle, rootfs, configPath }
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true })
+    throw err
+  }
+
+  async function applyLayers(staging: string): Promise<void> {
     for (const [index, descriptor] of image.manifest.layers.entries()) {
       if (signal?.aborted) throw abortError(signal, source.name)
       const { digest, size, mediaType } = descriptor
@@ -97,13 +119,5 @@ export async function unpackImage(source: ImageSource, options: UnpackImageOptio
         ms: performance.now() - layerStarted,
       })
     }
-    const config = toRuntimeConfig(image, { ...options.runtime, rootfs: staging })
-    await replaceDirectory(staging, rootfs)
-    const configPath = await writeBundle(options.bundle, config, signal ? { signal } : {})
-    emit({ type: 'committed', bundle: options.bundle, ms: performance.now() - started })
-    return { image, bundle: options.bundle, rootfs, configPath }
-  } catch (err) {
-    await rm(staging, { recursive: true, force: true })
-    throw err
   }
 }

@@ -30,7 +30,16 @@ describe('unpackImage', () => {
     }
     const info = fixturesInfo().busybox
     expect(published).toEqual(events)
-    expect(events[0]).toMatchObject({
+    expect(events[0]).toMatchObject({ type: 'phase', phase: 'resolve', state: 'start' })
+    expect(events.filter((e) => e.type === 'phase').map((e) => `${e.phase} ${e.state}`)).toEqual([
+      'resolve start',
+      'resolve end',
+      'layers start',
+      'layers end',
+      'bundle start',
+      'bundle end',
+    ])
+    expect(events.find((e) => e.type === 'resolved')).toMatchObject({
       type: 'resolved',
       digest: info.digest,
       platform: 'linux/amd64',
@@ -87,7 +96,7 @@ describe('unpackImage', () => {
       code: 'ERR_IMAGE_UNSUPPORTED',
       message: expect.stringMatching(/is for windows, not linux/),
     })
-    expect(events.map((e) => e.type)).toEqual(['resolved'])
+    expect(events.map((e) => e.type)).toEqual(['phase', 'resolved', 'phase'])
     expect(existsSync(bundle)).toBe(false)
   })
 })

@@ -165,9 +165,9 @@ describe.runIf(ready && requireRegistry('http'))('ocipull unpack from a registry
       .split('\n')
       .map((l) => JSON.parse(l) as Event)
     expect(events.map((e) => e.type).filter((t) => t !== 'layer-progress')).toEqual([
-      'resolved',
+      ...['phase', 'resolved', 'phase', 'phase'],
       ...['layer-start', 'layer-done', 'layer-start', 'layer-done', 'layer-start', 'layer-done'],
-      'committed',
+      ...['phase', 'phase', 'phase', 'committed'],
     ])
     // Every blob byte the manifest declares was read, and no more.
     const declared = events.find((e) => e.type === 'resolved')?.bytes
