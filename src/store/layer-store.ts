@@ -100,7 +100,11 @@ export class LayerStore {
     return join(this.root, 'layers', key(chainId), 'diff')
   }
 
-  /** The record of a committed layer, or undefined when the store does not have it. */
+  /**
+   * The record of a committed layer, or undefined when the store does not have it (a directory
+   * without its layer.json counts as absent). ERR_STORE_CORRUPT for a record that does not parse
+   * or names another layer.
+   */
   async getLayer(chainId: Digest): Promise<LayerRecord | undefined> {
     const path = join(this.root, 'layers', key(chainId), 'layer.json')
     const record = await readRecord<LayerRecord>(path)
@@ -123,18 +127,26 @@ export class LayerStore {
 
   /**
    * Writes layer.json into the staged layer and renames it into `layers/`. When another pull
-   * committed the same ChainID first, its copy is kept and this one discarded.
+   * committed the same ChainID first, its copy is kept and this one discarded. A directory there
+   * without a readable record (damaged from outside: ocipull never leaves one) is replaced.
    */
   async commitLayer(staged: StagedLayer, record: LayerRecord): Promise<void> {
     await writeFileAtomic(join(staged.dir, 'layer.json'), Buffer.from(JSON.stringify(record)))
     const target = join(this.root, 'layers', key(record.chainId))
-    try {
-      await rename(staged.dir, target)
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err
-      await this.discard(staged)
-      return
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await rename(staged.dir, target)
+        break
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err
+        const existing = await this.getLayer(record.chainId).catch(() => undefined)
+        if (existing !== undefined || attempt > 0) {
+          await this.discard(staged)
+          return
+        }
+        await rm(target, { recursive: true, force: true })
+      }
     }
     await syncDir(join(this.root, 'layers'))
   }

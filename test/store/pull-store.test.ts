@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
@@ -219,5 +219,31 @@ describe('layer store', () => {
     }
     const store = await LayerStore.open(storeDir)
     expect((await store.gc()).layers.sort()).toEqual(chainIds(one.diffIds).sort())
+  })
+
+  test('a layer directory without its record is unpacked again; a garbled record is ERR_STORE_CORRUPT', async () => {
+    const work = await makeTempDir()
+    const storeDir = join(work, 'store')
+    const one = await writeLayeredImage(join(work, 'one'), [base, app('one')])
+    await pullLayout(join(work, 'one'), join(work, 'b'), storeDir)
+    const [, top] = chainIds(one.diffIds)
+    const dir = join(storeDir, 'layers', (top as string).replace(':', '-'))
+    // Damaged from outside: the files are gone and so is the record.
+    rmSync(join(dir, 'layer.json'))
+    rmSync(join(dir, 'diff', 'app'), { recursive: true })
+    const again = await pullLayout(join(work, 'one'), join(work, 'b'), storeDir)
+    expect(again.blobs).toEqual([one.layers[1]?.digest])
+    expect(readFileSync(join(work, 'b', 'rootfs', 'app', 'run'), 'utf8')).toBe('one')
+    expect(readdirSync(dir).sort()).toEqual(['diff', 'layer.json'])
+
+    writeFileSync(join(dir, 'layer.json'), '{"chainId": "sha256:')
+    const source = ociLayoutSource({ path: join(work, 'one'), tag: 'latest' })
+    try {
+      const err = await failure(pullImage(source, { bundle: join(work, 'b'), workDir: storeDir }))
+      expect(err.code).toBe('ERR_STORE_CORRUPT')
+      expect(err.message).toContain(join(dir, 'layer.json'))
+    } finally {
+      await source.close()
+    }
   })
 })
