@@ -10,7 +10,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { Transform, type TransformCallback } from 'node:stream'
-import type { DecipherStreamOptions } from '../src/decrypt/aes-ctr-hmac.js'
+import type { CipherKey } from '../src/decrypt/aes-ctr-hmac.js'
 import { OcipullError } from '../src/errors.js'
 
 interface CryptoAsync {
@@ -49,7 +49,7 @@ export class ThreadpoolDecipherStream extends Transform {
   /** Plaintext is pushed in order: each block's push is chained after the previous one's. */
   private queue: Promise<void> = Promise.resolve()
 
-  constructor(options: DecipherStreamOptions & { blockSize?: number; maxInFlight?: number }) {
+  constructor(options: Omit<CipherKey, 'hmac'> & { what: string; blockSize?: number; maxInFlight?: number }) {
     const blockSize = options.blockSize ?? 512 * 1024
     super({ writableHighWaterMark: 2 * blockSize, readableHighWaterMark: 2 * blockSize })
     if (blockSize % 16 !== 0) throw new TypeError('blockSize must be a multiple of 16')

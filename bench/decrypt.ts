@@ -5,15 +5,18 @@
  * `unpackImage` into tmpfs (/dev/shm, removed after each run), the variants' order rotating:
  *
  *   plain       the unencrypted layout
- *   main        encrypted; AES-256-CTR with node:crypto on the main thread (src/decrypt)
- *   threadpool  encrypted; AES-256-CTR on libuv's pool (@ronomon/crypto-async, bench/decrypt-threadpool.ts)
- *   worker      encrypted; HMAC, CTR and the plaintext hash in a worker thread (bench/decrypt-worker.ts)
+ *   thread      encrypted, as src/ does it for layers of 8 MiB and more: blob digest, HMAC, CTR
+ *               and the plaintext hash on a worker thread of the layer's own (decrypt-thread.ts)
+ *   main        encrypted, as src/ does it for smaller layers: all of it on the main thread
+ *               (aes-ctr-hmac.ts; `threadMinBytes: Infinity`)
+ *   threadpool  encrypted; `main` with AES-256-CTR on libuv's pool (@ronomon/crypto-async,
+ *               bench/decrypt-threadpool.ts)
  *
  * All variants check the blob digest and the diff_id; the encrypted ones also the HMAC over the
  * ciphertext and the private options' digest of the plaintext. A second table times the
  * decryption stages alone (blob from the page cache → HMAC + CTR + plaintext sha256 → discard).
  *
- * BENCH_ENGINES=main,threadpool limits the encrypted variants (default: all three).
+ * BENCH_ENGINES=thread,main limits the encrypted variants (default: all three).
  *
  * Layers: the cached tars and blobs of bench/layer-data.ts (.cache/bench/layers, made by
  * `BENCH_ONLY=layers npm run bench`) when present; otherwise a /usr slice tarred and gzipped here.
@@ -24,7 +27,7 @@ import { link, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { authenticateBlob } from '../src/decrypt/aes-ctr-hmac.js'
+import { localDecryption } from '../src/decrypt/aes-ctr-hmac.js'
 import { createLayerDecryptor, type LayerDecryptor } from '../src/decrypt/layer-decryptor.js'
 import { loadDecryptionKeys } from '../src/decrypt/private-keys.js'
 import type { Descriptor, ImageManifest } from '../src/manifest.js'
@@ -32,15 +35,14 @@ import { ociLayoutSource } from '../src/sources/oci-layout-source.js'
 import { unpackImage } from '../src/unpack-image.js'
 import { REPO_ROOT } from '../test/rig/index.js'
 import { ThreadpoolDecipherStream } from './decrypt-threadpool.js'
-import { workerDecryption } from './decrypt-worker.js'
 import { capture, median, sh, sha256File } from './util.js'
 
 const LAYER_CACHE = join(REPO_ROOT, '.cache', 'bench', 'layers')
 const CACHE = join(REPO_ROOT, '.cache', 'bench', 'decrypt')
 const WORK = '/dev/shm/ocipull-bench-decrypt'
 
-export type Variant = 'plain' | 'main' | 'threadpool' | 'worker'
-const VARIANTS: readonly Variant[] = ['plain', 'main', 'threadpool', 'worker']
+export type Variant = 'plain' | 'thread' | 'main' | 'threadpool'
+const VARIANTS: readonly Variant[] = ['plain', 'thread', 'main', 'threadpool']
 type Engine = Exclude<Variant, 'plain'>
 
 export interface DecryptRow {
@@ -119,12 +121,12 @@ export async function decryptBench(options: {
   const layers: BenchLayer[] = []
   for (const id of ids) layers.push(await prepare(id, `${keyFile}.pub`, log))
   const keys = await loadDecryptionKeys({ path: keyFile })
-  const main = createLayerDecryptor({ keys })
+  const main = createLayerDecryptor({ keys, threadMinBytes: Number.POSITIVE_INFINITY })
   const decryptors: Record<Variant, LayerDecryptor | undefined> = {
     plain: undefined,
+    thread: createLayerDecryptor({ keys, threadMinBytes: 0 }),
     main,
     threadpool: threadpoolDecryptor(main),
-    worker: workerDecryptor(main),
   }
   await rm(WORK, { recursive: true, force: true })
   await mkdir(WORK, { recursive: true })
@@ -168,7 +170,8 @@ export async function decryptBench(options: {
       }
       for (const engine of variants.filter((v): v is Engine => v !== 'plain')) {
         const t: number[] = []
-        for (let round = 0; round < options.rounds; round++) t.push(await stageSeconds(layer, main, engine))
+        for (let round = 0; round < options.rounds; round++)
+          t.push(await stageSeconds(layer, decryptors[engine] as LayerDecryptor))
         stages.push({ layer: layer.label, engine, mbPerS: layer.blobBytes / 1e6 / median(t) })
       }
     }
@@ -178,44 +181,45 @@ export async function decryptBench(options: {
   return { rows, stages }
 }
 
-/** `main`, with HMAC, CTR and the plaintext hash in a worker thread. */
-function workerDecryptor(main: LayerDecryptor): LayerDecryptor {
-  return {
-    layerKey: (d, o) => main.layerKey(d, o),
-    async open(descriptor, o) {
-      return workerDecryption(await main.layerKey(descriptor, o), o.what)
-    },
-  }
-}
-
 /** `main`, with the CTR of its decryption stage on the thread pool. */
 function threadpoolDecryptor(main: LayerDecryptor): LayerDecryptor {
   return {
     layerKey: (d, o) => main.layerKey(d, o),
     async open(descriptor, o) {
       const key = await main.layerKey(descriptor, o)
-      const { nonce } = key
-      const { symkey, digest } = key.privopts
+      const cipher = {
+        symkey: key.privopts.symkey,
+        nonce: key.nonce,
+        hmac: key.pubopts.hmac,
+        digest: key.privopts.digest,
+      }
       return {
-        authenticate: (blob) => authenticateBlob(blob, { symkey, hmac: key.pubopts.hmac, what: o.what }),
-        decipher: new ThreadpoolDecipherStream({ symkey, nonce, digest, what: o.what }),
+        authenticate: localDecryption(cipher, o.what).authenticate,
+        decipher: new ThreadpoolDecipherStream({ ...cipher, what: o.what }),
+        close() {},
       }
     },
   }
 }
 
-/** The decryption stages alone over the encrypted blob: seconds. */
-async function stageSeconds(layer: BenchLayer, main: LayerDecryptor, engine: Engine): Promise<number> {
+/**
+ * The decryption stages alone over the encrypted blob: seconds. The blob is read straight from
+ * the file, so `thread` hashes it too (there is no source to hand `blobHash` to) and `main` and
+ * `threadpool` do not: only `thread` checks the blob's digest here.
+ */
+async function stageSeconds(layer: BenchLayer, decryptor: LayerDecryptor): Promise<number> {
   const descriptor = (await manifestOf(layer.encrypted)).layers[0] as Descriptor
-  const decryptor =
-    engine === 'main' ? main : engine === 'threadpool' ? threadpoolDecryptor(main) : workerDecryptor(main)
   const started = performance.now()
   const d = await decryptor.open(descriptor, { what: layer.id })
   const blob = createReadStream(join(layer.encrypted, 'blobs', 'sha256', descriptor.digest.slice(7)), {
     highWaterMark: 1 << 20,
   })
   const sink = new Writable({ write: (_c, _e, cb) => cb() })
-  await pipeline(Readable.from(d.authenticate(blob)), d.decipher, sink)
+  try {
+    await pipeline(Readable.from(d.authenticate(blob)), d.decipher, sink)
+  } finally {
+    d.close()
+  }
   return (performance.now() - started) / 1000
 }
 

@@ -1,9 +1,11 @@
-import type { Transform } from 'node:stream'
+import type { Duplex } from 'node:stream'
 import { type Digest, shortDigest } from '../digest.js'
 import { abortError, OcipullError } from '../errors.js'
 import type { KeySource } from '../keys/key-source.js'
 import type { Descriptor } from '../manifest.js'
-import { authenticateBlob, DecipherStream } from './aes-ctr-hmac.js'
+import type { StreamHash } from '../verify-stream.js'
+import { type CipherKey, localDecryption } from './aes-ctr-hmac.js'
+import { threadDecryption } from './decrypt-thread.js'
 import type { KeyProviders } from './keyprovider-config.js'
 import { readLayerEncryption } from './layer-annotations.js'
 import {
@@ -26,7 +28,15 @@ export interface LayerDecryptorOptions {
   keyProviderParameters?: Readonly<Record<string, readonly Uint8Array[]>>
   /** Per key-provider run (default 30 s). */
   keyProviderTimeoutMs?: number
+  /**
+   * Layers of at least this many bytes are decrypted, HMAC-checked and (with the blob's digest)
+   * hashed on a worker thread of their own; smaller ones on the calling thread, where a thread's
+   * start-up (~30 ms) would cost more than it saves. Default 8 MiB; 0 for always, Infinity for never.
+   */
+  threadMinBytes?: number
 }
+
+const THREAD_MIN_BYTES = 8 << 20
 
 /** An unwrapped layer key. Holds secrets: never log it. */
 export interface LayerKey {
@@ -67,6 +77,7 @@ export function createLayerDecryptor(options: LayerDecryptorOptions = {}): Layer
   const keys = new Map<string, Promise<LayerKey>>()
   const keks = new Map<string, Promise<Uint8Array>>()
   const { keySource } = options
+  const threadMinBytes = options.threadMinBytes ?? THREAD_MIN_BYTES
   const unwrappers = {
     keys: options.keys ?? [],
     keySource,
@@ -82,12 +93,16 @@ export function createLayerDecryptor(options: LayerDecryptorOptions = {}): Layer
   const decryptor: LayerDecryptor = {
     async open(descriptor, o) {
       const key = await decryptor.layerKey(descriptor, o)
-      const { symkey, digest } = key.privopts
-      const { nonce } = key
-      return {
-        authenticate: (blob) => authenticateBlob(blob, { symkey, hmac: key.pubopts.hmac, what: o.what }),
-        decipher: new DecipherStream({ symkey, nonce, digest, what: o.what }),
+      if (o.signal?.aborted) throw abortError(o.signal, o.what)
+      const cipher: CipherKey = {
+        symkey: key.privopts.symkey,
+        nonce: key.nonce,
+        hmac: key.pubopts.hmac,
+        digest: key.privopts.digest,
       }
+      if (descriptor.size < threadMinBytes) return localDecryption(cipher, o.what)
+      const blobAlgorithm = descriptor.digest.slice(0, descriptor.digest.indexOf(':'))
+      return threadDecryption(cipher, { blobAlgorithm, what: o.what })
     },
     layerKey(descriptor, o = {}) {
       const what = o.what ?? `layer ${shortDigest(descriptor.digest)}`
@@ -146,12 +161,19 @@ export async function unwrapManifestKeys(
   return out
 }
 
-/** What the layer pipeline splices in for an encrypted layer; see `authenticateBlob`. */
+/**
+ * What the layer pipeline splices in for an encrypted layer (aes-ctr-hmac.ts on the calling
+ * thread, decrypt-thread.ts on a thread of its own). One layer, one use; `close()` when done.
+ */
 export interface LayerDecryption {
+  /** For `source.blob(…, { hash })`: the blob's digest computed where it is decrypted (thread only). */
+  blobHash?: StreamHash
   /** Wraps the blob: HMAC over every byte; at its end, ERR_DECRYPTION_FAILED unless it matches. */
   authenticate(blob: AsyncIterable<Buffer>): AsyncIterable<Buffer>
   /** The first stage of the pipeline: AES-256-CTR, then the private options' digest check. */
-  decipher: Transform
+  decipher: Duplex
+  /** Releases the thread, if any; the pipeline calls it when the layer is done or failed. */
+  close(): void
 }
 
 /** `decryptor.open(…)`, or ERR_KEY_UNAVAILABLE without a decryptor: what `applyLayer` calls. */

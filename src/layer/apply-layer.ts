@@ -1,6 +1,6 @@
 import { type Duplex, Transform, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { type LayerDecryptor, openLayerDecryption } from '../decrypt/layer-decryptor.js'
+import { type LayerDecryption, type LayerDecryptor, openLayerDecryption } from '../decrypt/layer-decryptor.js'
 import { type Digest, shortDigest } from '../digest.js'
 import { abortError } from '../errors.js'
 import type { Descriptor } from '../manifest.js'
@@ -8,7 +8,7 @@ import type { ImageSource } from '../sources/image-source.js'
 import { type UnpackOptions, type UnpackStats, unpackTar } from '../unpack/unpack-tar.js'
 import { VerifyStream } from '../verify-stream.js'
 import { decompressStages } from './decompress.js'
-import { layerCodec } from './layer-codec.js'
+import { type LayerCodec, layerCodec } from './layer-codec.js'
 
 export interface ApplyLayerOptions extends Omit<UnpackOptions, 'what' | 'signal'> {
   source: ImageSource
@@ -43,16 +43,35 @@ export interface LayerStats extends UnpackStats {
  * ERR_DIGEST_MISMATCH or ERR_SIZE_MISMATCH win over the decompression or tar error they caused.
  */
 export async function applyLayer(options: ApplyLayerOptions): Promise<LayerStats> {
-  const { source, descriptor, diffId, root, signal } = options
+  const { source, descriptor, signal } = options
   const what = `${source.name}: layer ${shortDigest(descriptor.digest)}`
   const codec = layerCodec(descriptor.mediaType, what)
   if (signal?.aborted) throw abortError(signal, what)
   // Encrypted: the blob's bytes are HMAC-checked as they are read (verdict at the blob's end,
-  // before the pipeline can finish), and decrypted before they are decompressed.
+  // before the pipeline can finish), and decrypted before they are decompressed; for a big layer
+  // on a thread of its own, which then also hashes the blob for the source's digest check.
   const decryption = codec.encrypted
     ? await openLayerDecryption(options.decryptor, descriptor, { what, ...(signal ? { signal } : {}) })
     : undefined
-  const blob = await source.blob(descriptor, signal ? { signal } : {})
+  try {
+    return await runLayer(options, codec, what, decryption)
+  } finally {
+    decryption?.close()
+  }
+}
+
+/** The pipeline itself: blob → (decryption) → decompression → diff_id → tar. */
+async function runLayer(
+  options: ApplyLayerOptions,
+  codec: LayerCodec,
+  what: string,
+  decryption: LayerDecryption | undefined,
+): Promise<LayerStats> {
+  const { source, descriptor, diffId, root, signal } = options
+  const blob = await source.blob(descriptor, {
+    ...(signal ? { signal } : {}),
+    ...(decryption?.blobHash ? { hash: decryption.blobHash } : {}),
+  })
   const decompress = decompressStages(codec.compression, what)
   if (decryption) decompress.unshift(decryption.decipher)
   const head = decompress[0] as Duplex

@@ -9,7 +9,7 @@ import {
 } from '../manifest.js'
 import { manifestMediaTypes } from '../media-types.js'
 import { DOCKER_HUB, formatReference, type Reference } from '../reference.js'
-import { VerifyStream } from '../verify-stream.js'
+import { type StreamHash, VerifyStream } from '../verify-stream.js'
 import type { CredentialStore } from './credentials.js'
 import {
   createHttpClient,
@@ -144,7 +144,7 @@ export class RegistryClient {
   async getBlob(
     ref: Reference,
     descriptor: Descriptor,
-    options: { signal?: AbortSignal } = {},
+    options: { signal?: AbortSignal; hash?: StreamHash } = {},
   ): Promise<Readable> {
     const what = `docker://${ref.registry}/${ref.repository}: blob ${shortDigest(descriptor.digest)}`
     parseDigest(descriptor.digest, `${what}: digest`)
@@ -179,7 +179,12 @@ export class RegistryClient {
         `${what}: size mismatch: descriptor says ${descriptor.size} bytes, registry sends ${header(res, 'content-length')}`,
       )
     }
-    const verify = new VerifyStream({ digest: descriptor.digest, size: descriptor.size, what })
+    const verify = new VerifyStream({
+      digest: descriptor.digest,
+      size: descriptor.size,
+      what,
+      ...(options.hash ? { hash: options.hash } : {}),
+    })
     const body = res.body
     body.on('error', (err) => verify.destroy(networkError(err, what, options.signal)))
     verify.on('close', () => {

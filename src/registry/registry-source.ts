@@ -129,7 +129,10 @@ export function registrySource(ref: Reference, options: RegistrySourceOptions = 
       ),
     blob: (descriptor, request = {}) =>
       attempt(request.signal, (c, location) =>
-        c.getBlob(location, descriptor, request.signal ? { signal: request.signal } : {}),
+        c.getBlob(location, descriptor, {
+          ...(request.signal ? { signal: request.signal } : {}),
+          ...(request.hash ? { hash: request.hash } : {}),
+        }),
       ),
     close: async () => {
       await sources?.catch(() => {})

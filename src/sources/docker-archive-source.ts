@@ -125,6 +125,7 @@ export function dockerArchiveSource(options: DockerArchiveSourceOptions): ImageS
         size: file.size,
         what,
         signal: request.signal,
+        hash: request.hash,
       })
       return streams.add(stream)
     },

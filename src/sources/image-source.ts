@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { Digest } from '../digest.js'
 import type { Descriptor, ParsedManifest } from '../manifest.js'
+import type { StreamHash } from '../verify-stream.js'
 
 export interface ManifestRequest {
   /** Fetch this digest (a child of an index) instead of what the source's reference names. */
@@ -12,6 +13,12 @@ export interface ManifestRequest {
 
 export interface BlobRequest {
   signal?: AbortSignal
+  /**
+   * Hash the blob's bytes with this (its algorithm the descriptor digest's) instead of node:crypto
+   * on this thread; the stream still fails on a mismatch. The layer pipeline passes the hash of
+   * its decryption thread. A source that ignores it stays correct, only slower.
+   */
+  hash?: StreamHash
 }
 
 /**

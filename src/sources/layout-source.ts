@@ -197,6 +197,7 @@ export function layoutSource(options: LayoutSourceOptions): ImageSource {
         size: descriptor.size,
         what,
         signal: request.signal,
+        hash: request.hash,
       })
       return streams.add(stream)
     },

@@ -31,7 +31,11 @@ afterAll(removeTempDirs)
 
 type Edit = Parameters<typeof rewriteLayers>[1]
 
-describe.skipIf(!tools)('hostile encrypted layers', () => {
+/** Both engines: the calling thread (layers under 8 MiB) and a thread of the layer's own (the rest). */
+describe.skipIf(!tools).each([
+  ['on this thread', Number.POSITIVE_INFINITY],
+  ['on its own thread', 0],
+])('hostile encrypted layers, decrypted %s', (_engine, threadMinBytes) => {
   let work: string
   let encrypted: string
   let rsa: KeyPair
@@ -44,7 +48,10 @@ describe.skipIf(!tools)('hostile encrypted layers', () => {
     await skopeoEncrypt(`oci:${BUSYBOX_LAYOUT}:latest`, `oci:${encrypted}:latest`, {
       recipients: [rsa.public],
     })
-    decryptor = createLayerDecryptor({ keys: await loadDecryptionKeys({ path: rsa.private }) })
+    decryptor = createLayerDecryptor({
+      keys: await loadDecryptionKeys({ path: rsa.private }),
+      threadMinBytes,
+    })
   })
 
   let copies = 0

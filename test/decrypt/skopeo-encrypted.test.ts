@@ -133,6 +133,16 @@ describe.skipIf(!tools)('skopeo-encrypted images', () => {
     })
   }
 
+  test("each image decrypts the same on the layers' own threads (threadMinBytes: 0)", async () => {
+    for (const c of cases) {
+      const decryptor = createLayerDecryptor({ keys: await keysOf(c.key()), threadMinBytes: 0 })
+      expect(
+        await unpackSnapshot(layouts[c.layout] as string, await bundle(), { decryptor }),
+        c.name,
+      ).toEqual(plain)
+    }
+  })
+
   test('RSA-OAEP-256, ECDH-ES+A128KW/A192KW, compact JWEs (skopeo 1.9 cannot write them; jose does, over its options)', async () => {
     const forms: [string, (optsdata: Buffer) => Promise<string>, KeyPair[]][] = [
       [

@@ -3,15 +3,17 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { afterAll, describe, expect, test } from 'vitest'
-import { authenticateBlob, DecipherStream } from '../../src/decrypt/aes-ctr-hmac.js'
+import { type CipherKey, localDecryption } from '../../src/decrypt/aes-ctr-hmac.js'
 import { parseAnnotationPacket, unwrapAnnotationPacket } from '../../src/decrypt/annotation-packet.js'
+import { threadDecryption } from '../../src/decrypt/decrypt-thread.js'
 import { decodeKeyProviderOutput, encodeKeyUnwrapInput } from '../../src/decrypt/keyprovider-messages.js'
 import { readLayerEncryption } from '../../src/decrypt/layer-annotations.js'
-import { createLayerDecryptor } from '../../src/decrypt/layer-decryptor.js'
+import { createLayerDecryptor, type LayerDecryption } from '../../src/decrypt/layer-decryptor.js'
 import { layerNonce, parsePrivateOptions } from '../../src/decrypt/layer-options.js'
 import { loadDecryptionKeys } from '../../src/decrypt/private-keys.js'
-import { digestOf } from '../../src/digest.js'
+import { type Digest, digestOf } from '../../src/digest.js'
 import type { Descriptor, ImageManifest } from '../../src/manifest.js'
+import { VerifyStream } from '../../src/verify-stream.js'
 import { REF_NAME, writeBlob, writeLayoutFiles } from '../helpers/layout-writer.js'
 import { makeTempDir, removeTempDirs } from '../helpers/temp-dirs.js'
 import { REPO_ROOT } from '../rig/index.js'
@@ -38,64 +40,94 @@ const kek = async () =>
     'base64',
   )
 
-describe('ocicrypt-layer vector', () => {
+/** The two engines of src/decrypt: this thread (small layers) and a thread of the layer's own (big ones). */
+const engines: [string, (key: CipherKey, what: string) => LayerDecryption][] = [
+  ['this thread', (key, what) => localDecryption(key, what)],
+  ['own thread', (key, what) => threadDecryption(key, { blobAlgorithm: 'sha256', what })],
+]
+
+const vectorKey = async (digest?: Digest): Promise<CipherKey> => {
+  const { pubopts } = readLayerEncryption(await encryptedLayer(), 'vector')
+  const privopts = parsePrivateOptions(await file('ocicrypt-layer/privopts.json'), 'vector privopts')
+  return {
+    symkey: privopts.symkey,
+    nonce: layerNonce(pubopts, privopts, 'vector'),
+    hmac: pubopts.hmac,
+    digest: digest ?? privopts.digest,
+  }
+}
+
+/** Runs `blob` (in two pieces) through authenticate → decipher, as applyLayer does; the plaintext. */
+const decrypt = async (d: LayerDecryption, blob: Buffer, source?: Readable): Promise<Buffer> => {
+  const out: Buffer[] = []
+  try {
+    const input = source ?? Readable.from([blob.subarray(0, 7), blob.subarray(7)])
+    await pipeline(Readable.from(d.authenticate(input)), d.decipher, async (s: AsyncIterable<Buffer>) => {
+      for await (const c of s) out.push(c)
+    })
+  } finally {
+    d.close()
+  }
+  return Buffer.concat(out)
+}
+
+describe.each(engines)('ocicrypt-layer vector, decrypted on %s', (_name, engine) => {
   test('the skopeo-made blob decrypts to the plain gzip layer, with its HMAC and digest', async () => {
     const layer = await encryptedLayer()
-    const { pubopts } = readLayerEncryption(layer, 'vector')
-    const privopts = parsePrivateOptions(await file('ocicrypt-layer/privopts.json'), 'vector privopts')
+    const key = await vectorKey()
     const plain = await file('ocicrypt-layer/layer.plain.tar.gz')
-    expect(privopts.digest).toBe(digestOf(plain))
-    const out: Buffer[] = []
-    const decipher = new DecipherStream({
-      symkey: privopts.symkey,
-      nonce: layerNonce(pubopts, privopts, 'vector'),
-      digest: privopts.digest,
-      what: 'vector',
-    })
-    decipher.on('data', (c: Buffer) => out.push(c))
+    expect(key.digest).toBe(digestOf(plain))
     const blob = await file('ocicrypt-layer/layer.encrypted.bin')
     expect(digestOf(blob)).toBe(layer.digest)
-    const authenticated = authenticateBlob(Readable.from([blob.subarray(0, 7), blob.subarray(7)]), {
-      symkey: privopts.symkey,
-      hmac: pubopts.hmac,
-      what: 'vector',
-    })
-    await pipeline(Readable.from(authenticated), decipher)
-    expect(Buffer.concat(out).equals(plain)).toBe(true)
+    expect((await decrypt(engine(key, 'vector'), blob)).equals(plain)).toBe(true)
   })
 
-  test('a flipped bit fails the HMAC; a wrong digest fails the decipher', async () => {
+  test('the blob digest, when the source hashes with the decryption (blobHash)', async () => {
     const layer = await encryptedLayer()
-    const { pubopts } = readLayerEncryption(layer, 'vector')
-    const privopts = parsePrivateOptions(await file('ocicrypt-layer/privopts.json'), 'vector privopts')
+    const plain = await file('ocicrypt-layer/layer.plain.tar.gz')
+    const blob = await file('ocicrypt-layer/layer.encrypted.bin')
+    const d = engine(await vectorKey(), 'vector')
+    const source = (digest: Digest) =>
+      Readable.from([blob.subarray(0, 1000), blob.subarray(1000)]).pipe(
+        new VerifyStream({ digest, size: blob.length, ...(d.blobHash ? { hash: d.blobHash } : {}) }),
+      )
+    expect((await decrypt(d, blob, source(layer.digest))).equals(plain)).toBe(true)
+    const wrong = engine(await vectorKey(), 'vector')
+    await expect(
+      decrypt(
+        wrong,
+        blob,
+        Readable.from([blob]).pipe(
+          new VerifyStream({
+            digest: digestOf(Buffer.from('another blob')),
+            size: blob.length,
+            ...(wrong.blobHash ? { hash: wrong.blobHash } : {}),
+          }),
+        ),
+      ),
+    ).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' })
+  })
+
+  test('a flipped bit fails the HMAC', async () => {
     const blob = Buffer.from(await file('ocicrypt-layer/layer.encrypted.bin'))
     blob[60] = (blob[60] as number) ^ 0x80
-    const drain = async (it: AsyncIterable<Buffer>) => {
-      for await (const _ of it);
-    }
-    await expect(
-      drain(
-        authenticateBlob(Readable.from([blob]), { symkey: privopts.symkey, hmac: pubopts.hmac, what: 'v' }),
-      ),
-    ).rejects.toMatchObject({
+    await expect(decrypt(engine(await vectorKey(), 'v'), blob)).rejects.toMatchObject({
       code: 'ERR_DECRYPTION_FAILED',
-    })
-    const decipher = new DecipherStream({
-      symkey: privopts.symkey,
-      nonce: layerNonce(pubopts, privopts, 'v'),
-      digest: privopts.digest,
-      what: 'v',
-    })
-    await expect(
-      pipeline(Readable.from([blob]), decipher, async (s: AsyncIterable<Buffer>) => {
-        for await (const _ of s);
-      }),
-    ).rejects.toMatchObject({
-      code: 'ERR_DECRYPTION_FAILED',
-      message: expect.stringMatching(/decrypted blob digest mismatch/),
+      message: expect.stringMatching(/v: (HMAC mismatch|decrypted blob digest mismatch)/),
     })
   })
 
+  test('a wrong private digest fails the decipher (the HMAC holds)', async () => {
+    const blob = await file('ocicrypt-layer/layer.encrypted.bin')
+    const key = await vectorKey(digestOf(Buffer.from('not the plaintext')))
+    await expect(decrypt(engine(key, 'v'), blob)).rejects.toMatchObject({
+      code: 'ERR_DECRYPTION_FAILED',
+      message: expect.stringMatching(/v: decrypted blob digest mismatch/),
+    })
+  })
+})
+
+describe('ocicrypt-layer vector, keys', () => {
   test('the JWE annotation unwraps with the TEST-ONLY RSA key to the private options, byte for byte', async () => {
     const keys = await loadDecryptionKeys({
       path: join(DIR, 'ocicrypt-layer/TEST-ONLY-jwe-recipient-rsa2048-private.pem'),
