@@ -143,4 +143,4 @@ export {
   unpackTar,
 } from './unpack/unpack-tar.js'
 export { type UnpackedImage, type UnpackImageOptions, unpackImage } from './unpack-image.js'
-export { VerifyStream, type VerifyStreamOptions } from './verify-stream.js'
+export { localHash, type StreamHash, VerifyStream, type VerifyStreamOptions } from './verify-stream.js'
