@@ -5,10 +5,11 @@
  * `unpackImage` into tmpfs (/dev/shm, removed after each run), the variants' order rotating:
  *
  *   plain       the unencrypted layout
- *   thread      encrypted, as src/ does it for layers of 8 MiB and more: blob digest, HMAC, CTR
- *               and the plaintext hash on a worker thread of the layer's own (decrypt-thread.ts)
- *   main        encrypted, as src/ does it for smaller layers: all of it on the main thread
- *               (aes-ctr-hmac.ts; `threadMinBytes: Infinity`)
+ *   auto        encrypted, src/'s default: big compressed layers start on the main thread and
+ *               move to a thread of their own when they do not inflate (adaptive-decryption.ts)
+ *   thread      encrypted; blob digest, HMAC, CTR and the plaintext hash on a worker thread of
+ *               the layer's own (decrypt-thread.ts; `engine: 'thread'`)
+ *   main        encrypted; all of it on the main thread (aes-ctr-hmac.ts; `engine: 'calling-thread'`)
  *   threadpool  encrypted; `main` with AES-256-CTR on libuv's pool (@ronomon/crypto-async,
  *               bench/decrypt-threadpool.ts)
  *
@@ -16,7 +17,7 @@
  * ciphertext and the private options' digest of the plaintext. A second table times the
  * decryption stages alone (blob from the page cache → HMAC + CTR + plaintext sha256 → discard).
  *
- * BENCH_ENGINES=thread,main limits the encrypted variants (default: all three).
+ * BENCH_ENGINES=auto,thread,main limits the encrypted variants (default: all four).
  *
  * Layers: the cached tars and blobs of bench/layer-data.ts (.cache/bench/layers, made by
  * `BENCH_ONLY=layers npm run bench`) when present; otherwise a /usr slice tarred and gzipped here.
@@ -41,8 +42,8 @@ const LAYER_CACHE = join(REPO_ROOT, '.cache', 'bench', 'layers')
 const CACHE = join(REPO_ROOT, '.cache', 'bench', 'decrypt')
 const WORK = '/dev/shm/ocipull-bench-decrypt'
 
-export type Variant = 'plain' | 'thread' | 'main' | 'threadpool'
-const VARIANTS: readonly Variant[] = ['plain', 'thread', 'main', 'threadpool']
+export type Variant = 'plain' | 'auto' | 'thread' | 'main' | 'threadpool'
+const VARIANTS: readonly Variant[] = ['plain', 'auto', 'thread', 'main', 'threadpool']
 type Engine = Exclude<Variant, 'plain'>
 
 export interface DecryptRow {
@@ -121,10 +122,11 @@ export async function decryptBench(options: {
   const layers: BenchLayer[] = []
   for (const id of ids) layers.push(await prepare(id, `${keyFile}.pub`, log))
   const keys = await loadDecryptionKeys({ path: keyFile })
-  const main = createLayerDecryptor({ keys, threadMinBytes: Number.POSITIVE_INFINITY })
+  const main = createLayerDecryptor({ keys, engine: 'calling-thread' })
   const decryptors: Record<Variant, LayerDecryptor | undefined> = {
     plain: undefined,
-    thread: createLayerDecryptor({ keys, threadMinBytes: 0 }),
+    auto: createLayerDecryptor({ keys }),
+    thread: createLayerDecryptor({ keys, engine: 'thread' }),
     main,
     threadpool: threadpoolDecryptor(main),
   }

@@ -78,8 +78,13 @@ type ThreadMessage =
  */
 export function threadDecryption(
   key: CipherKey,
-  options: { blobAlgorithm: string; what: string },
-): LayerDecryption & { blobHash: StreamHash } {
+  options: {
+    blobAlgorithm: string
+    what: string
+    /** Plaintext bytes not to give out: the calling thread gave them out before a switch (adaptive-decryption.ts). */
+    skip?: number
+  },
+): LayerDecryption & { blobHash: StreamHash; checkHmac(): Promise<void> } {
   const { what } = options
   const worker = new Worker(THREAD_SOURCE, {
     eval: true,
@@ -176,6 +181,7 @@ export function threadDecryption(
     },
     expected: key.digest,
     what,
+    skip: options.skip ?? 0,
   })
 
   worker.on('message', (m: ThreadMessage) => {
@@ -201,16 +207,21 @@ export function threadDecryption(
     digest: () => finish().then((v) => v.blob),
   }
 
-  async function* authenticate(blob: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    for await (const chunk of blob) yield chunk
+  const checkHmac = async () => {
     const { hmac } = await finish()
     const got = Buffer.from(hmac)
     if (got.length !== key.hmac.length || !timingSafeEqual(got, key.hmac)) throw hmacMismatch(what)
   }
 
+  async function* authenticate(blob: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const chunk of blob) yield chunk
+    await checkHmac()
+  }
+
   return {
     blobHash,
     authenticate,
+    checkHmac,
     decipher,
     close() {
       if (closed) return
@@ -229,6 +240,7 @@ interface ThreadDecipherOptions {
   stopDecrypting(): void
   expected: string
   what: string
+  skip: number
 }
 
 /**
@@ -244,15 +256,23 @@ class ThreadDecipher extends Duplex {
   private flowing = false
   private done = false
   private decrypting = true
+  private skip: number
 
   constructor(options: ThreadDecipherOptions) {
     super({ readableHighWaterMark: BATCH })
     this.o = options
+    this.skip = options.skip
   }
 
   /** Plaintext of the next batch, from the thread. */
-  plaintext(buffer: Buffer): void {
-    if (!this.decrypting) {
+  plaintext(batch: Buffer): void {
+    let buffer = batch
+    if (this.skip > 0) {
+      const n = Math.min(this.skip, buffer.length)
+      this.skip -= n
+      buffer = buffer.subarray(n)
+    }
+    if (!this.decrypting || buffer.length === 0) {
       this.o.returnCredit()
       return
     }

@@ -4,6 +4,7 @@ import { abortError, OcipullError } from '../errors.js'
 import type { KeySource } from '../keys/key-source.js'
 import type { Descriptor } from '../manifest.js'
 import type { StreamHash } from '../verify-stream.js'
+import { adaptiveDecryption } from './adaptive-decryption.js'
 import { type CipherKey, localDecryption } from './aes-ctr-hmac.js'
 import { threadDecryption } from './decrypt-thread.js'
 import type { KeyProviders } from './keyprovider-config.js'
@@ -29,11 +30,17 @@ export interface LayerDecryptorOptions {
   /** Per key-provider run (default 30 s). */
   keyProviderTimeoutMs?: number
   /**
-   * Layers of at least this many bytes are decrypted, HMAC-checked and (with the blob's digest)
-   * hashed on a worker thread of their own; smaller ones on the calling thread, where a thread's
-   * start-up (~30 ms) would cost more than it saves. Default 8 MiB; 0 for always, Infinity for never.
+   * Where layers are decrypted. `auto` (the default): layers under `threadMinBytes` on the calling
+   * thread; bigger uncompressed ones on a worker thread of their own (decrypt-thread.ts), which
+   * also hashes the blob for its digest check; bigger compressed ones start on the calling thread
+   * and move to a thread when they turn out not to inflate (adaptive-decryption.ts). `thread` and
+   * `calling-thread` force one engine for layers of at least `threadMinBytes`.
    */
+  engine?: 'auto' | 'thread' | 'calling-thread'
+  /** Default 8 MiB: smaller layers always decrypt on the calling thread (a thread's start-up is ~30 ms). */
   threadMinBytes?: number
+  /** `auto`: ciphertext bytes decrypted on the calling thread before the engine is chosen (default 8 MiB). */
+  probeBytes?: number
 }
 
 const THREAD_MIN_BYTES = 8 << 20
@@ -69,8 +76,11 @@ export interface LayerDecryptor {
    * cipher other than AES_256_CTR_HMAC_SHA256.
    */
   layerKey(descriptor: Descriptor, options?: { what?: string; signal?: AbortSignal }): Promise<LayerKey>
-  /** The decryption of one encrypted layer for the layer pipeline: its key (from `layerKey`) at work. */
-  open(descriptor: Descriptor, options: { what: string; signal?: AbortSignal }): Promise<LayerDecryption>
+  /**
+   * The decryption of one encrypted layer for the layer pipeline: its key (from `layerKey`) at
+   * work. `inflateRatio` (compressed layers) tells how well the layer inflates so far.
+   */
+  open(descriptor: Descriptor, options: OpenOptions): Promise<LayerDecryption>
 }
 
 export function createLayerDecryptor(options: LayerDecryptorOptions = {}): LayerDecryptor {
@@ -78,6 +88,7 @@ export function createLayerDecryptor(options: LayerDecryptorOptions = {}): Layer
   const keks = new Map<string, Promise<Uint8Array>>()
   const { keySource } = options
   const threadMinBytes = options.threadMinBytes ?? THREAD_MIN_BYTES
+  const engine = options.engine ?? 'auto'
   const unwrappers = {
     keys: options.keys ?? [],
     keySource,
@@ -100,9 +111,17 @@ export function createLayerDecryptor(options: LayerDecryptorOptions = {}): Layer
         hmac: key.pubopts.hmac,
         digest: key.privopts.digest,
       }
-      if (descriptor.size < threadMinBytes) return localDecryption(cipher, o.what)
+      if (descriptor.size < threadMinBytes || engine === 'calling-thread')
+        return localDecryption(cipher, o.what)
       const blobAlgorithm = descriptor.digest.slice(0, descriptor.digest.indexOf(':'))
-      return threadDecryption(cipher, { blobAlgorithm, what: o.what })
+      if (engine === 'thread' || o.inflateRatio === undefined)
+        return threadDecryption(cipher, { blobAlgorithm, what: o.what })
+      return adaptiveDecryption(cipher, {
+        blobAlgorithm,
+        what: o.what,
+        inflateRatio: o.inflateRatio,
+        ...(options.probeBytes === undefined ? {} : { probeBytes: options.probeBytes }),
+      })
     },
     layerKey(descriptor, o = {}) {
       const what = o.what ?? `layer ${shortDigest(descriptor.digest)}`
@@ -161,6 +180,14 @@ export async function unwrapManifestKeys(
   return out
 }
 
+/** What `open` needs besides the descriptor. */
+export interface OpenOptions {
+  what: string
+  signal?: AbortSignal
+  /** Compressed layers: uncompressed bytes so far per byte the inflater took (adaptive-decryption.ts decides by it). */
+  inflateRatio?: () => number
+}
+
 /**
  * What the layer pipeline splices in for an encrypted layer (aes-ctr-hmac.ts on the calling
  * thread, decrypt-thread.ts on a thread of its own). One layer, one use; `close()` when done.
@@ -180,7 +207,7 @@ export interface LayerDecryption {
 export async function openLayerDecryption(
   decryptor: LayerDecryptor | undefined,
   descriptor: Descriptor,
-  options: { what: string; signal?: AbortSignal },
+  options: OpenOptions,
 ): Promise<LayerDecryption> {
   if (decryptor === undefined) throw noDecryptor(options.what)
   return decryptor.open(descriptor, options)

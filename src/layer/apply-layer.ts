@@ -48,13 +48,20 @@ export async function applyLayer(options: ApplyLayerOptions): Promise<LayerStats
   const codec = layerCodec(descriptor.mediaType, what)
   if (signal?.aborted) throw abortError(signal, what)
   // Encrypted: the blob's bytes are HMAC-checked as they are read (verdict at the blob's end,
-  // before the pipeline can finish), and decrypted before they are decompressed; for a big layer
-  // on a thread of its own, which then also hashes the blob for the source's digest check.
+  // before the pipeline can finish), and decrypted before they are decompressed; a big layer
+  // that does not inflate well moves to a thread of its own, which then also hashes the blob for
+  // the source's digest check. `inflated` tells it the inflater's output so far per byte it
+  // consumed (once runLayer has made that stage).
+  const inflated = { ratio: () => 0 }
   const decryption = codec.encrypted
-    ? await openLayerDecryption(options.decryptor, descriptor, { what, ...(signal ? { signal } : {}) })
+    ? await openLayerDecryption(options.decryptor, descriptor, {
+        what,
+        ...(signal ? { signal } : {}),
+        ...(codec.compression === 'none' ? {} : { inflateRatio: () => inflated.ratio() }),
+      })
     : undefined
   try {
-    return await runLayer(options, codec, what, decryption)
+    return await runLayer(options, codec, what, decryption, inflated)
   } finally {
     decryption?.close()
   }
@@ -66,13 +73,15 @@ async function runLayer(
   codec: LayerCodec,
   what: string,
   decryption: LayerDecryption | undefined,
+  inflated: { ratio: () => number },
 ): Promise<LayerStats> {
   const { source, descriptor, diffId, root, signal } = options
   const blob = await source.blob(descriptor, {
     ...(signal ? { signal } : {}),
     ...(decryption?.blobHash ? { hash: decryption.blobHash } : {}),
   })
-  const decompress = decompressStages(codec.compression, what)
+  const inflation = { in: 0, out: 0 }
+  const decompress = decompressStages(codec.compression, what, inflation)
   if (decryption) decompress.unshift(decryption.decipher)
   const head = decompress[0] as Duplex
   // An uncompressed layer whose digest is its diff_id is already hashed by the blob stream.
@@ -81,6 +90,7 @@ async function runLayer(
       ? new CountStream()
       : new VerifyStream({ digest: diffId, what: `${what}: diff_id` })
 
+  inflated.ratio = () => inflation.out / inflation.in
   const downstream = pipeline([...decompress, diff])
   const unpacking = unpackTar(diff, root, {
     whiteouts: options.whiteouts,

@@ -21,12 +21,17 @@ const SNIFF_BYTES = 512
  * output chunks), zstd-napi's native stream for zstd (zstd-decompress.ts: bounded output), nothing for plain tar. Inflater errors are mapped to
  * ERR_LAYER_INVALID naming `what`.
  */
-export function decompressStages(compression: Compression, what: string): Duplex[] {
+export function decompressStages(
+  compression: Compression,
+  what: string,
+  /** Counts what the inflater consumed and produced (the inflate ratio that adaptive decryption reads). */
+  counter?: InflateCounter,
+): Duplex[] {
   const check = new MagicCheck(compression, what)
   if (compression === 'none') return [check]
   const inflate: Duplex =
     compression === 'gzip' ? createGunzip({ chunkSize: GUNZIP_CHUNK }) : new ZstdDecompress()
-  return [check, new Batch(INFLATE_BATCH), new MapErrors(inflate, compression, what)]
+  return [check, new Batch(INFLATE_BATCH), new MapErrors(inflate, compression, what, counter)]
 }
 
 /** Holds back the first bytes until it can tell what they are, then passes everything through. */
@@ -121,14 +126,28 @@ class Batch extends Transform {
   }
 }
 
+/** Bytes an inflater has consumed (`in`, counted when a write is done) and produced (`out`). */
+export interface InflateCounter {
+  in: number
+  out: number
+}
+
 /** Wraps an inflater so that its errors become ERR_LAYER_INVALID with the layer named. */
 class MapErrors extends Transform {
   private readonly inner: Duplex
+  private readonly counter: InflateCounter
 
-  constructor(inner: Duplex, compression: Compression, what: string) {
+  constructor(
+    inner: Duplex,
+    compression: Compression,
+    what: string,
+    counter: InflateCounter = { in: 0, out: 0 },
+  ) {
     super({ readableHighWaterMark: 1 << 20 })
     this.inner = inner
+    this.counter = counter
     inner.on('data', (chunk: Buffer) => {
+      counter.out += chunk.length
       if (!this.push(chunk)) inner.pause()
     })
     inner.on('error', (err: Error) =>
@@ -146,7 +165,10 @@ class MapErrors extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (this.inner.write(chunk)) callback()
+    const consumed = () => {
+      this.counter.in += chunk.length
+    }
+    if (this.inner.write(chunk, consumed)) callback()
     else this.inner.once('drain', () => callback())
   }
 

@@ -3,10 +3,12 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, test } from 'vitest'
+import { adaptiveDecryption } from '../../src/decrypt/adaptive-decryption.js'
 import type { CipherKey } from '../../src/decrypt/aes-ctr-hmac.js'
 import { threadDecryption } from '../../src/decrypt/decrypt-thread.js'
+import type { LayerDecryption } from '../../src/decrypt/layer-decryptor.js'
 import { type Digest, digestOf } from '../../src/digest.js'
-import { VerifyStream } from '../../src/verify-stream.js'
+import { type StreamHash, VerifyStream } from '../../src/verify-stream.js'
 
 /**
  * The decryption thread's own promises: bounded read-ahead, the drain after a later stage failed,
@@ -133,5 +135,124 @@ describe('decryption thread', () => {
     await sleep(200)
     d.close()
     await expect(reading).rejects.toMatchObject({ code: 'ERR_ABORTED' })
+  })
+})
+
+/** Runs `blob` in `chunk`-byte pieces through a VerifyStream with the decryption's hash, then authenticate → decipher. */
+async function runThrough(
+  d: LayerDecryption & { blobHash: StreamHash },
+  blob: Buffer,
+  chunk: number,
+  digest: Digest,
+): Promise<Buffer> {
+  const verified = countingSource(blob, chunk).stream.pipe(
+    new VerifyStream({ digest, size: blob.length, hash: d.blobHash }),
+  )
+  const out: Buffer[] = []
+  try {
+    await pipeline(Readable.from(d.authenticate(verified)), d.decipher, async (s: AsyncIterable<Buffer>) => {
+      for await (const c of s) out.push(c)
+    })
+  } finally {
+    d.close()
+  }
+  return Buffer.concat(out)
+}
+
+describe('adaptive decryption: the calling thread first, a thread once the layer does not inflate', () => {
+  const { blob, plain, key, blobDigest } = encrypt(5 * MiB + 999)
+  const cases: { probe: number; chunk: number }[] = [
+    { probe: 1, chunk: 64 * 1024 },
+    { probe: 100_000, chunk: 64 * 1024 },
+    { probe: MiB + 3, chunk: 300_001 },
+    { probe: 3 * MiB, chunk: MiB },
+    { probe: 5 * MiB + 999, chunk: 7 * 1024 },
+  ]
+  for (const { probe, chunk } of cases) {
+    test(`moves after ${probe} bytes (chunks of ${chunk}): same plaintext, digests and HMAC`, async () => {
+      let moved = false
+      const d = adaptiveDecryption(key, {
+        blobAlgorithm: 'sha256',
+        what: 'adaptive',
+        probeBytes: probe,
+        inflateRatio: () => {
+          moved = true
+          return 0
+        },
+      })
+      expect((await runThrough(d, blob, chunk, blobDigest)).equals(plain)).toBe(true)
+      expect(moved).toBe(true)
+    })
+  }
+
+  test('stays on the calling thread when the layer inflates well', async () => {
+    const d = adaptiveDecryption(key, {
+      blobAlgorithm: 'sha256',
+      what: 'stay',
+      probeBytes: MiB,
+      inflateRatio: () => 3,
+    })
+    expect((await runThrough(d, blob, 64 * 1024, blobDigest)).equals(plain)).toBe(true)
+  })
+
+  const hostile: {
+    name: string
+    edit: (b: Buffer) => Buffer
+    key?: Partial<CipherKey>
+    code: string
+    message: RegExp
+  }[] = [
+    {
+      name: 'a flipped byte after the move: HMAC mismatch',
+      edit: (b) => {
+        const c = Buffer.from(b)
+        c[4 * MiB] = (c[4 * MiB] as number) ^ 1
+        return c
+      },
+      code: 'ERR_DECRYPTION_FAILED',
+      message: /adaptive: (HMAC mismatch|decrypted blob digest mismatch)/,
+    },
+    {
+      name: 'a flipped byte before the move (in the kept copy): HMAC mismatch',
+      edit: (b) => {
+        const c = Buffer.from(b)
+        c[10] = (c[10] as number) ^ 1
+        return c
+      },
+      code: 'ERR_DECRYPTION_FAILED',
+      message: /adaptive: (HMAC mismatch|decrypted blob digest mismatch)/,
+    },
+    {
+      name: 'a wrong private digest: the plaintext check fails on the thread',
+      edit: (b) => b,
+      key: { digest: digestOf(Buffer.from('not the plaintext')) },
+      code: 'ERR_DECRYPTION_FAILED',
+      message: /adaptive: decrypted blob digest mismatch/,
+    },
+  ]
+  for (const h of hostile) {
+    test(h.name, async () => {
+      const tampered = h.edit(blob)
+      const d = adaptiveDecryption(
+        { ...key, ...h.key },
+        { blobAlgorithm: 'sha256', what: 'adaptive', probeBytes: 2 * MiB, inflateRatio: () => 0 },
+      )
+      await expect(runThrough(d, tampered, 64 * 1024, digestOf(tampered))).rejects.toMatchObject({
+        code: h.code,
+        message: expect.stringMatching(h.message),
+      })
+    })
+  }
+
+  test('the blob digest is checked on the thread after the move', async () => {
+    const d = adaptiveDecryption(key, {
+      blobAlgorithm: 'sha256',
+      what: 'digest',
+      probeBytes: MiB,
+      inflateRatio: () => 0,
+    })
+    await expect(runThrough(d, blob, 64 * 1024, digestOf(Buffer.from('other')))).rejects.toMatchObject({
+      code: 'ERR_DIGEST_MISMATCH',
+    })
   })
 })

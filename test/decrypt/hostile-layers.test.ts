@@ -2,7 +2,11 @@ import { existsSync, readdirSync } from 'node:fs'
 import { cp, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { createLayerDecryptor, type LayerDecryptor } from '../../src/decrypt/layer-decryptor.js'
+import {
+  createLayerDecryptor,
+  type LayerDecryptor,
+  type LayerDecryptorOptions,
+} from '../../src/decrypt/layer-decryptor.js'
 import { loadDecryptionKeys } from '../../src/decrypt/private-keys.js'
 import type { Descriptor } from '../../src/manifest.js'
 import { ociLayoutSource } from '../../src/sources/oci-layout-source.js'
@@ -31,11 +35,17 @@ afterAll(removeTempDirs)
 
 type Edit = Parameters<typeof rewriteLayers>[1]
 
-/** Both engines: the calling thread (layers under 8 MiB) and a thread of the layer's own (the rest). */
-describe.skipIf(!tools).each([
-  ['on this thread', Number.POSITIVE_INFINITY],
-  ['on its own thread', 0],
-])('hostile encrypted layers, decrypted %s', (_engine, threadMinBytes) => {
+/**
+ * Every engine: the calling thread, a thread of the layer's own, and `auto` moving to a thread at
+ * the first write, or deciding after 100 kB (adaptive-decryption.ts; the switch in the middle of
+ * a layer is tested in decrypt-thread.test.ts).
+ */
+describe.skipIf(!tools).each<[string, LayerDecryptorOptions]>([
+  ['on this thread', { engine: 'calling-thread' }],
+  ['on its own thread', { engine: 'thread', threadMinBytes: 0 }],
+  ['auto, moved to a thread at once', { threadMinBytes: 0, probeBytes: 1 }],
+  ['auto, deciding after 100 kB', { threadMinBytes: 0, probeBytes: 100_000 }],
+])('hostile encrypted layers, decrypted %s', (_name, engine) => {
   let work: string
   let encrypted: string
   let rsa: KeyPair
@@ -50,7 +60,7 @@ describe.skipIf(!tools).each([
     })
     decryptor = createLayerDecryptor({
       keys: await loadDecryptionKeys({ path: rsa.private }),
-      threadMinBytes,
+      ...engine,
     })
   })
 

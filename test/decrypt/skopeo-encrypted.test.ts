@@ -3,7 +3,7 @@ import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CompactEncrypt, FlattenedEncrypt, GeneralEncrypt } from 'jose'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { createLayerDecryptor } from '../../src/decrypt/layer-decryptor.js'
+import { createLayerDecryptor, type LayerDecryptorOptions } from '../../src/decrypt/layer-decryptor.js'
 import {
   type DecryptionKey,
   loadDecryptionKeys,
@@ -133,13 +133,20 @@ describe.skipIf(!tools)('skopeo-encrypted images', () => {
     })
   }
 
-  test("each image decrypts the same on the layers' own threads (threadMinBytes: 0)", async () => {
+  test("each image decrypts the same on the layers' own threads, and with `auto` moving there", async () => {
+    const engines: LayerDecryptorOptions[] = [
+      { engine: 'thread', threadMinBytes: 0 },
+      { threadMinBytes: 0, probeBytes: 1 },
+      { threadMinBytes: 0, probeBytes: 100_000 },
+    ]
     for (const c of cases) {
-      const decryptor = createLayerDecryptor({ keys: await keysOf(c.key()), threadMinBytes: 0 })
-      expect(
-        await unpackSnapshot(layouts[c.layout] as string, await bundle(), { decryptor }),
-        c.name,
-      ).toEqual(plain)
+      for (const engine of engines) {
+        const decryptor = createLayerDecryptor({ keys: await keysOf(c.key()), ...engine })
+        expect(
+          await unpackSnapshot(layouts[c.layout] as string, await bundle(), { decryptor }),
+          `${c.name} ${JSON.stringify(engine)}`,
+        ).toEqual(plain)
+      }
     }
   })
 
