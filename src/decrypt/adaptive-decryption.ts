@@ -1,14 +1,7 @@
-import {
-  createDecipheriv,
-  createHash,
-  createHmac,
-  type Decipher,
-  type Hash,
-  timingSafeEqual,
-} from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { Duplex } from 'node:stream'
 import type { StreamHash } from '../verify-stream.js'
-import { type CipherKey, hmacMismatch, plaintextMismatch } from './aes-ctr-hmac.js'
+import { type CipherKey, CiphertextMac, PlaintextDecrypter } from './aes-ctr-hmac.js'
 import { threadDecryption } from './decrypt-thread.js'
 import type { LayerDecryption } from './layer-decryptor.js'
 
@@ -66,7 +59,7 @@ export function adaptiveDecryption(
     moved: undefined as Promise<ReturnType<typeof threadDecryption>> | undefined,
   }
   const blob = createHash(options.blobAlgorithm)
-  const mac = createHmac('sha256', key.symkey)
+  const mac = new CiphertextMac(key, what)
 
   const blobHash: StreamHash = {
     update(chunk) {
@@ -116,8 +109,7 @@ export function adaptiveDecryption(
       await (await state.moved).checkHmac()
       return
     }
-    const got = mac.digest()
-    if (got.length !== key.hmac.length || !timingSafeEqual(got, key.hmac)) throw hmacMismatch(what)
+    mac.check()
   }
 
   const decipher = new AdaptiveDecipher(key, what, {
@@ -151,10 +143,7 @@ interface Decide {
 
 /** The decryption stage: this thread's CTR until a handover, then the thread's plaintext. */
 class AdaptiveDecipher extends Duplex {
-  private readonly decipher: Decipher
-  private readonly hash: Hash
-  private readonly expected: string
-  private readonly what: string
+  private readonly decrypter: PlaintextDecrypter
   private readonly d: Decide
   private thread: ReturnType<typeof threadDecryption> | undefined
   private written = 0
@@ -162,10 +151,7 @@ class AdaptiveDecipher extends Duplex {
 
   constructor(key: CipherKey, what: string, d: Decide) {
     super({ readableHighWaterMark: 1 << 20 })
-    this.decipher = createDecipheriv('aes-256-ctr', key.symkey, key.nonce)
-    this.hash = createHash(key.digest.slice(0, key.digest.indexOf(':')))
-    this.expected = key.digest
-    this.what = what
+    this.decrypter = new PlaintextDecrypter(key, what)
     this.d = d
   }
 
@@ -174,8 +160,7 @@ class AdaptiveDecipher extends Duplex {
       this.thread.decipher.write(chunk, callback)
       return
     }
-    const plain = this.decipher.update(chunk)
-    this.hash.update(plain)
+    const plain = this.decrypter.update(chunk)
     this.written += chunk.length
     const go = () => {
       const handover = this.d.decide(this.written)
@@ -200,9 +185,9 @@ class AdaptiveDecipher extends Duplex {
       thread.decipher.end()
       return
     }
-    const got = `${this.expected.slice(0, this.expected.indexOf(':'))}:${this.hash.digest('hex')}`
-    if (got !== this.expected) {
-      callback(plaintextMismatch(this.what, this.expected, got))
+    const failure = this.decrypter.verdict()
+    if (failure) {
+      callback(failure)
       return
     }
     callback()

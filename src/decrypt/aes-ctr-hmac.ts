@@ -4,6 +4,7 @@ import {
   createHmac,
   type Decipher,
   type Hash,
+  type Hmac,
   timingSafeEqual,
 } from 'node:crypto'
 import { Transform, type TransformCallback } from 'node:stream'
@@ -52,13 +53,62 @@ async function* authenticateBlob(
   key: CipherKey,
   what: string,
 ): AsyncGenerator<Buffer> {
-  const mac = createHmac('sha256', key.symkey)
+  const mac = new CiphertextMac(key, what)
   for await (const chunk of blob) {
     mac.update(chunk)
     yield chunk
   }
-  const got = mac.digest()
-  if (got.length !== key.hmac.length || !timingSafeEqual(got, key.hmac)) throw hmacMismatch(what)
+  mac.check()
+}
+
+/** HMAC-SHA256 over the ciphertext on this thread; `check()` throws unless it is the public options'. */
+export class CiphertextMac {
+  private readonly mac: Hmac
+  private readonly key: CipherKey
+  private readonly what: string
+
+  constructor(key: CipherKey, what: string) {
+    this.mac = createHmac('sha256', key.symkey)
+    this.key = key
+    this.what = what
+  }
+
+  update(chunk: Buffer): void {
+    this.mac.update(chunk)
+  }
+
+  check(): void {
+    const got = this.mac.digest()
+    if (got.length !== this.key.hmac.length || !timingSafeEqual(got, this.key.hmac))
+      throw hmacMismatch(this.what)
+  }
+}
+
+/** AES-256-CTR and the plaintext digest on this thread; `verdict()` at the end. */
+export class PlaintextDecrypter {
+  private readonly decipher: Decipher
+  private readonly hash: Hash
+  private readonly expected: Digest
+  private readonly what: string
+
+  constructor(key: CipherKey, what: string) {
+    this.decipher = createDecipheriv('aes-256-ctr', key.symkey, key.nonce)
+    this.expected = key.digest
+    this.what = what
+    this.hash = createHash(key.digest.slice(0, key.digest.indexOf(':')))
+  }
+
+  update(chunk: Buffer): Buffer {
+    const plain = this.decipher.update(chunk)
+    this.hash.update(plain)
+    return plain
+  }
+
+  /** ERR_DECRYPTION_FAILED unless the plaintext had the private options' digest. */
+  verdict(): OcipullError | null {
+    const got = `${this.expected.slice(0, this.expected.indexOf(':'))}:${this.hash.digest('hex')}`
+    return got === this.expected ? null : plaintextMismatch(this.what, this.expected, got)
+  }
 }
 
 export function hmacMismatch(what: string): OcipullError {
@@ -77,28 +127,18 @@ export function plaintextMismatch(what: string, want: string, got: string): Ocip
 
 /** AES-256-CTR decryption with a digest check of the plaintext. */
 class DecipherStream extends Transform {
-  private readonly decipher: Decipher
-  private readonly hash: Hash
-  private readonly expected: Digest
-  private readonly what: string
+  private readonly decrypter: PlaintextDecrypter
 
   constructor(key: CipherKey, what: string) {
     super()
-    this.decipher = createDecipheriv('aes-256-ctr', key.symkey, key.nonce)
-    this.expected = key.digest
-    this.what = what
-    this.hash = createHash(key.digest.slice(0, key.digest.indexOf(':')))
+    this.decrypter = new PlaintextDecrypter(key, what)
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    const plain = this.decipher.update(chunk)
-    this.hash.update(plain)
-    callback(null, plain)
+    callback(null, this.decrypter.update(chunk))
   }
 
   override _flush(callback: TransformCallback): void {
-    const algorithm = this.expected.slice(0, this.expected.indexOf(':'))
-    const got = `${algorithm}:${this.hash.digest('hex')}`
-    callback(got === this.expected ? null : plaintextMismatch(this.what, this.expected, got))
+    callback(this.decrypter.verdict())
   }
 }
