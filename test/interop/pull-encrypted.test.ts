@@ -3,7 +3,12 @@ import { existsSync, readdirSync } from 'node:fs'
 import { cp, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { createLayerDecryptor, type LayerDecryptor } from '../../src/decrypt/layer-decryptor.js'
+import {
+  createLayerDecryptor,
+  type LayerDecryptor,
+  type LayerDecryptorOptions,
+} from '../../src/decrypt/layer-decryptor.js'
+import { loadDecryptionKeys } from '../../src/decrypt/private-keys.js'
 import type { Digest } from '../../src/digest.js'
 import { OcipullError } from '../../src/errors.js'
 import type { PullEvent } from '../../src/events.js'
@@ -332,6 +337,70 @@ describe.skipIf(!ready)('ocipull pull of encrypted images', () => {
       expect(readdirSync(join(store, 'staging'))).toEqual([])
     })
   }
+
+  test('pullImage with every big-layer engine: the registry source hashes each blob on the decryption thread', async () => {
+    const keys = await loadDecryptionKeys({ path: rsa.private })
+    const engines: LayerDecryptorOptions[] = [
+      { engine: 'thread', threadMinBytes: 0 },
+      { threadMinBytes: 0, probeBytes: 1 },
+    ]
+    let hashed = 0
+    /** The decryptor, with its blob hash counted: bytes the registry source handed it. */
+    const counted = (options: LayerDecryptorOptions): LayerDecryptor => {
+      const base = createLayerDecryptor({ keys, ...options })
+      return {
+        layerKey: (d, o) => base.layerKey(d, o),
+        async open(d, o) {
+          const decryption = await base.open(d, o)
+          const hash = decryption.blobHash
+          if (hash) {
+            decryption.blobHash = {
+              update: (chunk) => {
+                hashed += chunk.length
+                return hash.update(chunk)
+              },
+              digest: () => hash.digest(),
+            }
+          }
+          return decryption
+        },
+      }
+    }
+    const pullWith = async (repo: string, options: LayerDecryptorOptions) => {
+      const { bundle, store } = await fresh()
+      const source = openImageSource(parseImageName(`docker://${reg.ref(repo)}`), {
+        insecureRegistries: [reg.host],
+      })
+      try {
+        const error = await pullImage(source, {
+          bundle,
+          workDir: store,
+          decryptor: counted(options),
+        }).then(
+          () => undefined,
+          (err: unknown) => err,
+        )
+        return { error, bundle, store }
+      } finally {
+        await source.close()
+      }
+    }
+    for (const options of engines) {
+      hashed = 0
+      const ok = await pullWith('encrypted/rsa:v1', options)
+      expect(ok.error, JSON.stringify(options)).toBeUndefined()
+      const manifest = await readManifest(join(work, 'rsa'))
+      expect(hashed).toBe(manifest.layers.reduce((n, l) => n + l.size, 0))
+      expect(snapshotTree(join(ok.bundle, 'rootfs'))).toEqual(plain)
+      const bad = await pullWith('encrypted/tampered:v1', options)
+      expect(bad.error, JSON.stringify(options)).toMatchObject({
+        code: 'ERR_DECRYPTION_FAILED',
+        message: expect.stringContaining('HMAC mismatch'),
+      })
+      expect(readdirSync(join(bad.store, 'staging'))).toEqual([])
+      expect(existsSync(join(bad.bundle, 'config.json'))).toBe(false)
+    }
+  })
 
   test('pullImage: a failing key source stops the downloads (no more layer GETs than were in flight)', async () => {
     const concurrency = 2
