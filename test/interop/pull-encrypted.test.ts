@@ -17,7 +17,7 @@ import { type DevKbs, type ResourcePolicy, startDevKbs } from '../../src/kbs/ser
 import type { KeySource } from '../../src/keys/key-source.js'
 import { openKeySource } from '../../src/keys/open-key-source.js'
 import { openImageSource } from '../../src/open-image-source.js'
-import { pullImage } from '../../src/pull-image.js'
+import { type PullImageOptions, pullImage } from '../../src/pull-image.js'
 import { chainIds } from '../../src/store/chain-id.js'
 import { cleanEnv, logMark, requestsIn } from '../config/rig-pair.js'
 import {
@@ -173,6 +173,22 @@ describe.skipIf(!ready)('ocipull pull of encrypted images', () => {
     const dir = join(work, `run-${runs++}`)
     await mkdir(dir)
     return { dir, bundle: join(dir, 'bundle'), store: join(dir, 'store') }
+  }
+  /** `pullImage` of `repo` into a fresh bundle and store; the error, if any, is returned. */
+  const pullLibrary = async (repo: string, options: Omit<PullImageOptions, 'bundle' | 'workDir'>) => {
+    const { bundle, store } = await fresh()
+    const source = openImageSource(parseImageName(`docker://${reg.ref(repo)}`), {
+      insecureRegistries: [reg.host],
+    })
+    try {
+      const error = await pullImage(source, { bundle, workDir: store, ...options }).then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+      return { error, bundle, store }
+    } finally {
+      await source.close()
+    }
   }
   const pull = (repo: string, dir: string, ...extra: string[]) =>
     runCli(
@@ -366,25 +382,8 @@ describe.skipIf(!ready)('ocipull pull of encrypted images', () => {
         },
       }
     }
-    const pullWith = async (repo: string, options: LayerDecryptorOptions) => {
-      const { bundle, store } = await fresh()
-      const source = openImageSource(parseImageName(`docker://${reg.ref(repo)}`), {
-        insecureRegistries: [reg.host],
-      })
-      try {
-        const error = await pullImage(source, {
-          bundle,
-          workDir: store,
-          decryptor: counted(options),
-        }).then(
-          () => undefined,
-          (err: unknown) => err,
-        )
-        return { error, bundle, store }
-      } finally {
-        await source.close()
-      }
-    }
+    const pullWith = (repo: string, options: LayerDecryptorOptions) =>
+      pullLibrary(repo, { decryptor: counted(options) })
     for (const options of engines) {
       hashed = 0
       const ok = await pullWith('encrypted/rsa:v1', options)
@@ -408,27 +407,13 @@ describe.skipIf(!ready)('ocipull pull of encrypted images', () => {
       requestsIn(log).filter((l) =>
         manyLayers.some((d) => l.startsWith(`GET /v2/encrypted/many/blobs/${d} `)),
       ).length
-    const pullMany = async (decryptor: LayerDecryptor, onEvent?: (e: PullEvent) => void) => {
-      const { bundle, store } = await fresh()
-      const name = parseImageName(`docker://${reg.ref('encrypted/many:v1')}`)
-      const source = openImageSource(name, { insecureRegistries: [reg.host] })
-      try {
-        const error = await pullImage(source, {
-          bundle,
-          workDir: store,
-          concurrency,
-          decryptor,
-          progressIntervalMs: 0,
-          ...(onEvent ? { onEvent } : {}),
-        }).then(
-          () => undefined,
-          (err: unknown) => err,
-        )
-        return { error, bundle, store }
-      } finally {
-        await source.close()
-      }
-    }
+    const pullMany = (decryptor: LayerDecryptor, onEvent?: (e: PullEvent) => void) =>
+      pullLibrary('encrypted/many:v1', {
+        concurrency,
+        decryptor,
+        progressIntervalMs: 0,
+        ...(onEvent ? { onEvent } : {}),
+      })
 
     // The same pull with the KEK served by the dev KBS fetches all seven layers.
     const kbsSource = openKeySource({ kbs: { url: kbs.url } })
