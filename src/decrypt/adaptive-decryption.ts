@@ -30,11 +30,11 @@ type Mode = 'probe' | 'switching' | 'thread' | 'local'
 /**
  * Decryption of a big compressed layer that picks its engine from the data. It starts on the
  * calling thread, as aes-ctr-hmac.ts does, keeping a copy of the ciphertext. After `probeBytes`,
- * it looks at how well the layer inflated so far: a layer that inflates
- * well (real files) stays, since the rest of the pipeline then outweighs decryption and both
- * cores are busy; one that does not (already-compressed or random data, where decryption's three
- * passes over every byte are as much work as all the rest) moves to a thread of its own
- * (decrypt-thread.ts). The thread starts from byte 0 on the kept copy, so that the blob digest,
+ * it looks at how well the layer inflated so far (nothing inflated yet counts as badly): a layer
+ * that inflates well (real files) stays, since the rest of the pipeline then outweighs
+ * decryption and both cores are busy; one that does not (already-compressed or random data,
+ * where decryption's three passes over every byte are as much work as all the rest) moves to a
+ * thread of its own (decrypt-thread.ts). The thread starts from byte 0 on the kept copy, so that the blob digest,
  * the HMAC and the plaintext digest all cover every byte, and gives out only the plaintext after
  * what this thread already gave out. Node cannot hand a hash's state to another thread; the
  * copy (at most probe + 4 MiB) is the price.
