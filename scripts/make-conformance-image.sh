@@ -129,7 +129,7 @@ debootstrap_rootfs() { # DIR
     tail -20 "$WORK/debootstrap.log" >&2
     return 1
   }
-  if findmnt -rn -o TARGET | grep -qF "$1/"; then die "debootstrap left mounts under $1"; fi
+  if grep -qF "$1/" <<<"$(findmnt -rn -o TARGET)"; then die "debootstrap left mounts under $1"; fi
   # What Debian's own container images drop too: apt lists and caches (about 80 MB).
   rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin
 }
@@ -357,7 +357,10 @@ make_tar gnu "$T" "$WORK/layer4.tar" \
   "$G/long-symlink" "$C/lower-target" "$G/lower-hardlink" usr/bin/env "$G/env-hardlink" \
   "$C/links" "$C/links/h2" "$C/xattr-replaced" "$C/existing-dir"
 tar --delete -f "$WORK/layer4.tar" "$C/lower-target" usr/bin/env
-tar -tvf "$WORK/layer4.tar" | grep -q "$G/env-hardlink link to usr/bin/env" ||
+# (Listed first, then searched: `tar | grep -q` under pipefail fails when grep exits before tar
+# has written everything and tar gets SIGPIPE.)
+layer4_listing=$(tar -tvf "$WORK/layer4.tar")
+grep -q "$G/env-hardlink link to usr/bin/env" <<<"$layer4_listing" ||
   die 'layer 4: the hardlink to a lower-layer file is missing'
 add_tar conformance "$WORK/layer4.tar" 'layer 4: GNU long names, hardlinks to lower layers'
 

@@ -271,7 +271,7 @@ running_pid() { # prints the pid if our registry process for this mode is alive
   pid=$(cat "$PIDFILE")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   alive "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$CONFIG" || return 1
+  grep -qF "$CONFIG" <<<"$(tr '\0' ' ' <"/proc/$pid/cmdline")" || return 1
   echo "$pid"
 }
 
