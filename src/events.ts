@@ -1,4 +1,6 @@
 import { channel } from 'node:diagnostics_channel'
+import type { LayerStats } from './layer/apply-layer.js'
+import type { Descriptor } from './manifest.js'
 
 /** The phases of a pull, in order; `policy` and `keys` only when configured. */
 export type PullPhase = 'resolve' | 'policy' | 'keys' | 'layers' | 'snapshot' | 'bundle'
@@ -63,5 +65,41 @@ export function phaseRunner(emit: (event: PullEvent) => void) {
     const result = await body()
     emit({ type: 'phase', phase: name, state: 'end', ms: performance.now() - started })
     return result
+  }
+}
+
+/**
+ * The events of one layer's download and unpack: `layer-start` at once, `layer-progress` at most
+ * every `intervalMs` through `progress` (applyLayer's `onProgress`), and `layer-done` with the
+ * layer's stats and time through `done`.
+ */
+export function layerEvents(
+  emit: (event: PullEvent) => void,
+  index: number,
+  descriptor: Descriptor,
+  intervalMs: number,
+): { progress(bytesIn: number, bytesOut: number): void; done(stats: LayerStats): void } {
+  const { digest, size, mediaType } = descriptor
+  emit({ type: 'layer-start', index, digest, size, mediaType })
+  const started = performance.now()
+  let last = started
+  return {
+    progress(bytesIn, bytesOut) {
+      const now = performance.now()
+      if (now - last < intervalMs) return
+      last = now
+      emit({ type: 'layer-progress', index, digest, bytesIn, bytesOut })
+    },
+    done(stats) {
+      emit({
+        type: 'layer-done',
+        index,
+        digest,
+        bytesIn: stats.compressedBytes,
+        bytesOut: stats.uncompressedBytes,
+        entries: stats.entries,
+        ms: performance.now() - started,
+      })
+    },
   }
 }

@@ -9,7 +9,7 @@ import { writeBundle } from './bundle/write-bundle.js'
 import { type LayerDecryptor, unwrapManifestKeys } from './decrypt/layer-decryptor.js'
 import type { Digest } from './digest.js'
 import { abortError, OcipullError } from './errors.js'
-import { eventSink, type PullEvent, phaseRunner } from './events.js'
+import { eventSink, layerEvents, type PullEvent, phaseRunner } from './events.js'
 import { replaceDirectory } from './fs/replace-directory.js'
 import { applyLayer } from './layer/apply-layer.js'
 import { layerCodec } from './layer/layer-codec.js'
@@ -249,10 +249,7 @@ async function storeLayers(
     if (existing[index] !== undefined) return undefined
     return limit(async (): Promise<{ staged: StagedLayer; record: LayerRecord }> => {
       if (signal.aborted) throw abortError(signal, source.name)
-      const { digest, size, mediaType } = descriptor
-      emit({ type: 'layer-start', index, digest, size, mediaType })
-      const t = performance.now()
-      let last = t
+      const events = layerEvents(emit, index, descriptor, interval)
       const staged = await store.stageLayer()
       const changes: LayerChange[] = []
       try {
@@ -267,31 +264,18 @@ async function storeLayers(
           ...(options.decryptor ? { decryptor: options.decryptor } : {}),
           ...(options.limits ? { limits: options.limits } : {}),
           onWarning: (w) => emit({ type: 'warning', ...w }),
-          onProgress: (bytesIn, bytesOut) => {
-            const now = performance.now()
-            if (now - last < interval) return
-            last = now
-            emit({ type: 'layer-progress', index, digest, bytesIn, bytesOut })
-          },
+          onProgress: events.progress,
           signal,
         })
-        emit({
-          type: 'layer-done',
-          index,
-          digest,
-          bytesIn: stats.compressedBytes,
-          bytesOut: stats.uncompressedBytes,
-          entries: stats.entries,
-          ms: performance.now() - t,
-        })
+        events.done(stats)
         const chainId = chain[index] as Digest
         const record: LayerRecord = {
           chainId,
           diffId: image.config.rootfs.diff_ids[index] as Digest,
           ...(index > 0 ? { parent: chain[index - 1] as Digest } : {}),
-          digest,
-          mediaType,
-          size,
+          digest: descriptor.digest,
+          mediaType: descriptor.mediaType,
+          size: descriptor.size,
           format,
           changes,
           bytes: stats.uncompressedBytes,

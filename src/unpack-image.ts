@@ -4,7 +4,7 @@ import { type RuntimeConfigOptions, toRuntimeConfig } from './bundle/runtime-con
 import { writeBundle } from './bundle/write-bundle.js'
 import { type LayerDecryptor, unwrapManifestKeys } from './decrypt/layer-decryptor.js'
 import { abortError } from './errors.js'
-import { eventSink, type PullEvent, phaseRunner } from './events.js'
+import { eventSink, layerEvents, type PullEvent, phaseRunner } from './events.js'
 import { replaceDirectory } from './fs/replace-directory.js'
 import { applyLayer } from './layer/apply-layer.js'
 import type { PlatformSpec } from './platform.js'
@@ -88,10 +88,7 @@ export async function unpackImage(source: ImageSource, options: UnpackImageOptio
   async function applyLayers(staging: string): Promise<void> {
     for (const [index, descriptor] of image.manifest.layers.entries()) {
       if (signal?.aborted) throw abortError(signal, source.name)
-      const { digest, size, mediaType } = descriptor
-      emit({ type: 'layer-start', index, digest, size, mediaType })
-      const layerStarted = performance.now()
-      let last = layerStarted
+      const events = layerEvents(emit, index, descriptor, interval)
       const stats = await applyLayer({
         source,
         descriptor,
@@ -101,23 +98,10 @@ export async function unpackImage(source: ImageSource, options: UnpackImageOptio
         ...(options.limits ? { limits: options.limits } : {}),
         ...(options.decryptor ? { decryptor: options.decryptor } : {}),
         onWarning: (w) => emit({ type: 'warning', ...w }),
-        onProgress: (bytesIn, bytesOut) => {
-          const now = performance.now()
-          if (now - last < interval) return
-          last = now
-          emit({ type: 'layer-progress', index, digest, bytesIn, bytesOut })
-        },
+        onProgress: events.progress,
         ...(signal ? { signal } : {}),
       })
-      emit({
-        type: 'layer-done',
-        index,
-        digest,
-        bytesIn: stats.compressedBytes,
-        bytesOut: stats.uncompressedBytes,
-        entries: stats.entries,
-        ms: performance.now() - layerStarted,
-      })
+      events.done(stats)
     }
   }
 }

@@ -1,7 +1,6 @@
-import { constants } from 'node:fs'
-import { type FileHandle, open } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { abortError, OcipullError } from '../errors.js'
+import { readCappedFile } from '../fs/read-capped-file.js'
 import type { KeySource } from '../keys/key-source.js'
 import { configError, DEFAULT_MAX_CONFIG_BYTES } from './parse-toml.js'
 
@@ -51,36 +50,9 @@ export async function readConfigResource(
       throw new OcipullError('ERR_RESOURCE_URI_INVALID', `${what}: not a local file URI`, { cause: err })
     }
   }
-  return await readCapped(path, maxBytes, what)
-}
-
-async function readCapped(path: string, maxBytes: number, what: string): Promise<Uint8Array> {
-  let handle: FileHandle
-  try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
-  } catch (err) {
-    throw configError(what, `cannot open: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, err)
-  }
-  try {
-    const info = await handle.stat()
-    if (!info.isFile()) throw configError(what, 'not a regular file')
-    if (info.size > maxBytes) throw configError(what, `larger than ${maxBytes} bytes`)
-    const buffer = Buffer.alloc(Math.min(maxBytes, info.size) + 1)
-    let length = 0
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null)
-      if (bytesRead === 0) break
-      length += bytesRead
-      if (length > maxBytes) throw configError(what, `larger than ${maxBytes} bytes`)
-      if (length === buffer.length) break
-    }
-    return buffer.subarray(0, length)
-  } catch (err) {
-    if (err instanceof OcipullError) throw err
-    throw configError(what, `cannot read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, err)
-  } finally {
-    await handle.close()
-  }
+  return await readCappedFile(path, maxBytes, (problem, cause) => {
+    throw configError(what, problem, cause)
+  })
 }
 
 /** A URI for messages: no user information, no query (KBS URIs may carry parameters). */

@@ -65,6 +65,22 @@ export function isKbsUri(text: string): boolean {
   return /^kbs(\+[a-z0-9_-]+)?:/i.test(text)
 }
 
+/**
+ * The `repository/type/tag` key of a plain resource URI (`kbs:///a/b/c`, no plugin, no query):
+ * what the local key sources (offline-fs maps, PKCS#11 labels) can serve. `backend` names the
+ * key source in the ERR_RESOURCE_URI_INVALID message.
+ */
+export function resourceKey(text: string, backend: string): string {
+  const parsed = parseResourceUri(text)
+  if (parsed.plugin !== 'resource' || parsed.query !== '') {
+    throw new OcipullError(
+      'ERR_RESOURCE_URI_INVALID',
+      `resource uri ${JSON.stringify(clip(text))}: ${backend} keys serve kbs:///repository/type/tag only`,
+    )
+  }
+  return parsed.key
+}
+
 function clip(s: string): string {
   return s.length > 200 ? `${s.slice(0, 197)}...` : s
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { abortError, OcipullError } from '../errors.js'
 import { FieldReader, parseJson } from '../json-fields.js'
 import { base64Bytes } from '../kbs/base64.js'
-import { parseResourceUri } from '../kbs/resource-uri.js'
+import { resourceKey } from '../kbs/resource-uri.js'
 import type { KeySource } from './key-source.js'
 
 /** The files the attestation agent's offline_fs_kbc loads, in order (later entries win). */
@@ -63,25 +63,19 @@ export function offlineFsKeySource(options: OfflineFsKeySourceOptions = {}): Key
 
   return {
     async getResource(uri, opts = {}) {
-      const parsed = parseResourceUri(uri)
-      if (parsed.plugin !== 'resource' || parsed.query !== '') {
-        throw new OcipullError(
-          'ERR_RESOURCE_URI_INVALID',
-          `resource uri ${JSON.stringify(uri)}: offline-fs keys serve kbs:///repository/type/tag only`,
-        )
-      }
-      if (opts.signal?.aborted) throw abortError(opts.signal, `offline-fs ${parsed.key}`)
+      const key = resourceKey(uri, 'offline-fs')
+      if (opts.signal?.aborted) throw abortError(opts.signal, `offline-fs ${key}`)
       loaded ??= load()
       const p = loaded
       const map = await p.catch((err: unknown) => {
         if (loaded === p) loaded = undefined
         throw err
       })
-      const bytes = map.get(parsed.key)
+      const bytes = map.get(key)
       if (bytes === undefined) {
         throw new OcipullError(
           'ERR_KEY_UNAVAILABLE',
-          `offline-fs keys: no entry ${parsed.key} in ${files.join(', ')}`,
+          `offline-fs keys: no entry ${key} in ${files.join(', ')}`,
         )
       }
       return Uint8Array.from(bytes)

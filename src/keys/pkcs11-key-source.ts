@@ -1,5 +1,5 @@
 import { abortError, OcipullError } from '../errors.js'
-import { parseResourceUri } from '../kbs/resource-uri.js'
+import { resourceKey } from '../kbs/resource-uri.js'
 import type { KeySource } from './key-source.js'
 
 export interface Pkcs11KeySourceOptions {
@@ -32,17 +32,11 @@ export function pkcs11KeySource(options: Pkcs11KeySourceOptions): KeySource {
   const maxBytes = options.maxBytes ?? MAX_VALUE_BYTES
   return {
     async getResource(uri, opts = {}) {
-      const parsed = parseResourceUri(uri)
-      if (parsed.plugin !== 'resource' || parsed.query !== '') {
-        throw new OcipullError(
-          'ERR_RESOURCE_URI_INVALID',
-          `resource uri ${JSON.stringify(uri)}: pkcs11 keys serve kbs:///repository/type/tag only`,
-        )
-      }
-      const what = `pkcs11 ${options.module} slot ${options.slot}: ${parsed.key}`
+      const key = resourceKey(uri, 'pkcs11')
+      const what = `pkcs11 ${options.module} slot ${options.slot}: ${key}`
       const lib = await loadPkcs11(what)
       if (opts.signal?.aborted) throw abortError(opts.signal, what)
-      return readSecret(lib, options, parsed.key, maxBytes, what)
+      return readSecret(lib, options, key, maxBytes, what)
     },
   }
 }

@@ -1,6 +1,5 @@
-import { constants } from 'node:fs'
-import { type FileHandle, open } from 'node:fs/promises'
 import { OcipullError } from '../errors.js'
+import { readCappedFile } from '../fs/read-capped-file.js'
 import { isValidHelperName } from './credential-helper.js'
 import { normalizeAuthKey } from './credential-key.js'
 import type { Credential } from './credentials.js'
@@ -37,7 +36,9 @@ export async function readAuthFile(
   const fail: Fail = (problem) => {
     throw new OcipullError('ERR_CREDENTIALS', `auth file ${path}: ${problem}`)
   }
-  const bytes = await readCapped(path, options.maxBytes ?? DEFAULT_MAX_AUTH_FILE_BYTES, fail)
+  const bytes = await readCappedFile(path, options.maxBytes ?? DEFAULT_MAX_AUTH_FILE_BYTES, fail, {
+    missingOk: true,
+  })
   if (bytes === undefined) return undefined
   return parseAuthFile(bytes, path)
 }
@@ -142,38 +143,6 @@ function entryCredential(entry: Record<string, unknown>, at: string, fail: Fail)
   if (username === '') fail(`${at}: user name is empty`)
   if (CONTROL.test(username)) fail(`${at}: user name holds control characters`)
   return { kind: 'basic', username, password }
-}
-
-async function readCapped(path: string, maxBytes: number, fail: Fail): Promise<Buffer | undefined> {
-  let handle: FileHandle
-  try {
-    // O_NONBLOCK: a FIFO planted at the path must not hang the open
-    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
-    return fail(`cannot open: ${code ?? 'error'}`)
-  }
-  try {
-    const info = await handle.stat()
-    if (!info.isFile()) fail('not a regular file')
-    if (info.size > maxBytes) fail(`larger than ${maxBytes} bytes`)
-    const buffer = Buffer.alloc(Math.min(maxBytes, info.size) + 1)
-    let length = 0
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null)
-      if (bytesRead === 0) break
-      length += bytesRead
-      if (length > maxBytes) fail(`larger than ${maxBytes} bytes`)
-      if (length === buffer.length) break // grew while read: the extra byte is checked above
-    }
-    return buffer.subarray(0, length)
-  } catch (err) {
-    if (err instanceof OcipullError) throw err
-    return fail(`cannot read: ${(err as NodeJS.ErrnoException).code ?? 'error'}`)
-  } finally {
-    await handle.close()
-  }
 }
 
 function entries(top: Record<string, unknown>, name: string, fail: Fail): [string, unknown][] {
