@@ -7,7 +7,7 @@ import type { Descriptor } from '../manifest.js'
 import type { ImageSource } from '../sources/image-source.js'
 import { type UnpackOptions, type UnpackStats, unpackTar } from '../unpack/unpack-tar.js'
 import { VerifyStream } from '../verify-stream.js'
-import { decompressStages } from './decompress.js'
+import { decompressStages, type InflateCounter } from './decompress.js'
 import { type LayerCodec, layerCodec } from './layer-codec.js'
 
 export interface ApplyLayerOptions extends Omit<UnpackOptions, 'what' | 'signal'> {
@@ -50,18 +50,17 @@ export async function applyLayer(options: ApplyLayerOptions): Promise<LayerStats
   // Encrypted: the blob's bytes are HMAC-checked as they are read (verdict at the blob's end,
   // before the pipeline can finish), and decrypted before they are decompressed; a big layer
   // that does not inflate well moves to a thread of its own, which then also hashes the blob for
-  // the source's digest check. `inflated` tells it the inflater's output so far per byte it
-  // consumed (once runLayer has made that stage).
-  const inflated = { ratio: () => 0 }
+  // the source's digest check. `inflation` counts the inflater's input and output for it.
+  const inflation: InflateCounter = { in: 0, out: 0 }
   const decryption = codec.encrypted
     ? await openLayerDecryption(options.decryptor, descriptor, {
         what,
         ...(signal ? { signal } : {}),
-        ...(codec.compression === 'none' ? {} : { inflateRatio: () => inflated.ratio() }),
+        ...(codec.compression === 'none' ? {} : { inflateRatio: () => inflation.out / inflation.in }),
       })
     : undefined
   try {
-    return await runLayer(options, codec, what, decryption, inflated)
+    return await runLayer(options, codec, what, decryption, inflation)
   } finally {
     decryption?.close()
   }
@@ -73,14 +72,13 @@ async function runLayer(
   codec: LayerCodec,
   what: string,
   decryption: LayerDecryption | undefined,
-  inflated: { ratio: () => number },
+  inflation: InflateCounter,
 ): Promise<LayerStats> {
   const { source, descriptor, diffId, root, signal } = options
   const blob = await source.blob(descriptor, {
     ...(signal ? { signal } : {}),
     ...(decryption?.blobHash ? { hash: decryption.blobHash } : {}),
   })
-  const inflation = { in: 0, out: 0 }
   const decompress = decompressStages(codec.compression, what, inflation)
   if (decryption) decompress.unshift(decryption.decipher)
   const head = decompress[0] as Duplex
@@ -90,7 +88,6 @@ async function runLayer(
       ? new CountStream()
       : new VerifyStream({ digest: diffId, what: `${what}: diff_id` })
 
-  inflated.ratio = () => inflation.out / inflation.in
   const downstream = pipeline([...decompress, diff])
   const unpacking = unpackTar(diff, root, {
     whiteouts: options.whiteouts,
